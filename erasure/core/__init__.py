@@ -1,0 +1,1 @@
+"""Config loading, the factory, registries, seeding, the model cache and the runner."""

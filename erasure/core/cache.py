@@ -1,0 +1,111 @@
+"""On-disk cache of trained models, keyed by a content hash.
+
+Each entry is ``<key>.pt`` (a ``state_dict`` saved with ``torch.save``) and
+``<key>.json`` (the SHA-256 of the ``.pt`` file, the training timing and what
+the key was made of). Entries load with ``weights_only=True``; a file whose
+checksum or contents do not match is reported, removed and rebuilt.
+
+Default location: ``$ERASURE_CACHE_DIR`` if set, else ``~/.cache/erasure/models``;
+a config's ``"cache": {"dir": ...}`` overrides both.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from erasure.core.timing import Timing
+
+log = logging.getLogger("erasure.cache")
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("ERASURE_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "erasure" / "models"
+
+
+def content_key(**parts: Any) -> str:
+    """SHA-256 (first 24 hex digits) of the canonical JSON of ``parts``."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ModelCache:
+    """Stores and restores trained models; ``enabled=False`` makes every lookup miss and saves nothing."""
+
+    def __init__(self, directory: str | Path | None = None, enabled: bool = True):
+        self.directory = Path(directory).expanduser() if directory else default_cache_dir()
+        self.enabled = enabled
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        return self.directory / f"{key}.pt", self.directory / f"{key}.json"
+
+    def load(self, key: str, model: nn.Module) -> dict | None:
+        """Fill ``model`` from the entry ``key``; its metadata, or None on a miss or a corrupt entry."""
+        if not self.enabled:
+            return None
+        weights, meta_path = self._paths(key)
+        if not meta_path.exists():
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if _sha256(weights) != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+            state = torch.load(weights, map_location=next(model.parameters()).device, weights_only=True)
+            model.load_state_dict(state)
+        except Exception as exc:  # a truncated, edited or foreign file
+            log.warning("cache entry %s is corrupt (%s); removing it and rebuilding", weights, exc)
+            weights.unlink(missing_ok=True)
+            meta_path.unlink(missing_ok=True)
+            return None
+        return meta
+
+    def save(self, key: str, model: nn.Module, meta: dict) -> None:
+        if not self.enabled:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        weights, meta_path = self._paths(key)
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        _atomic_write(weights, lambda f: torch.save(state, f))
+        record = dict(meta, sha256=_sha256(weights))
+        _atomic_write(meta_path, lambda f: f.write(json.dumps(record, indent=1, default=str)), mode="w")
+
+    def get_or_train(
+        self, key: str, model: nn.Module, train: Callable[[nn.Module], Timing], meta: dict | None = None
+    ) -> tuple[nn.Module, Timing, bool]:
+        """Load ``model``'s weights from the cache, or ``train`` it (returning its timing) and store it.
+
+        Returns ``(model, timing, hit)``; on a hit the timing is the one recorded when it was trained.
+        """
+        found = self.load(key, model)
+        if found is not None:
+            return model.eval(), Timing(**found["timing"]), True
+        timing = train(model)
+        self.save(key, model, dict(meta or {}, timing=timing.as_dict()))
+        return model.eval(), timing, False

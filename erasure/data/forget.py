@@ -1,0 +1,164 @@
+"""Forget specifications: which training samples (or which feature) to unlearn.
+
+``select`` returns indices into the dataset, a subset of the training indices,
+drawn with the experiment seed's generator. A spec that raises
+:class:`~erasure.core.errors.ConfigError` gives a path relative to its
+``parameters``; the runner prefixes ``data.forget.parameters``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from erasure.core.errors import ConfigError
+from erasure.core.params import NonNegativeInt, OpenFraction, PositiveInt, Range
+from erasure.core.registry import Component
+from erasure.data.dataset import Dataset
+
+from typing import Annotated
+
+PartialFraction = Annotated[float, Range(0, 1, low_inclusive=False)]
+
+
+class ForgetSpec(Component, kind="forget"):
+    """Chooses the forget set. ``removes_samples`` is False for feature unlearning."""
+
+    removes_samples = True
+
+    def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def test_indices(self, dataset: Dataset, test_idx: Tensor) -> Tensor | None:
+        """Test samples that belong to what is forgotten (forgotten classes or groups), or None."""
+        return None
+
+
+def _values_in(values: Tensor, allowed: list[int]) -> Tensor:
+    return torch.isin(values, torch.as_tensor(allowed, device=values.device))
+
+
+def _subsample(index: Tensor, fraction: float, rng: np.random.Generator) -> Tensor:
+    if fraction >= 1.0:
+        return index
+    keep = int(round(fraction * len(index)))
+    chosen = rng.choice(len(index), size=keep, replace=False)
+    return index[torch.as_tensor(np.sort(chosen), device=index.device)]
+
+
+class ClassForget(ForgetSpec):
+    """Forget every training sample of ``classes`` (or a random ``fraction`` of each)."""
+
+    def __init__(self, classes: list[NonNegativeInt], fraction: PartialFraction = 1.0):
+        self.classes = classes
+        self.fraction = fraction
+
+    def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
+        present = set(torch.unique(dataset.targets[train_idx]).tolist())
+        missing = [c for c in self.classes if c not in present]
+        if missing:
+            raise ConfigError(
+                f"class {missing[0]} is not in the training data of {dataset.name} "
+                f"(classes present: {sorted(present)})",
+                "classes",
+            )
+        chosen = []
+        for c in sorted(set(self.classes)):
+            members = train_idx[dataset.targets[train_idx] == c]
+            chosen.append(_subsample(members, self.fraction, rng))
+        return torch.sort(torch.cat(chosen)).values
+
+    def test_indices(self, dataset: Dataset, test_idx: Tensor) -> Tensor:
+        return test_idx[_values_in(dataset.targets[test_idx], self.classes)]
+
+
+class RandomForget(ForgetSpec):
+    """Forget a uniformly random ``fraction`` or ``count`` of the training set, optionally per class."""
+
+    def __init__(self, fraction: OpenFraction | None = None, count: PositiveInt | None = None, stratified: bool = False):
+        self.fraction = fraction
+        self.count = count
+        self.stratified = stratified
+
+    def check(self) -> None:
+        if (self.fraction is None) == (self.count is None):
+            raise ConfigError("give exactly one of 'fraction' or 'count'", "fraction")
+
+    def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
+        n = len(train_idx)
+        count = self.count if self.count is not None else int(round(self.fraction * n))
+        if count >= n:
+            raise ConfigError(f"count {count} leaves no retain data (the training set has {n} samples)", "count")
+        if not self.stratified:
+            chosen = np.sort(rng.choice(n, size=count, replace=False))
+            return train_idx[torch.as_tensor(chosen, device=train_idx.device)]
+        from sklearn.model_selection import train_test_split
+
+        labels = dataset.targets[train_idx].cpu().numpy()
+        positions = np.arange(n)
+        _, chosen = train_test_split(
+            positions, test_size=count, stratify=labels, random_state=int(rng.integers(2**31 - 1))
+        )
+        return train_idx[torch.as_tensor(np.sort(chosen), device=train_idx.device)]
+
+
+class IndexForget(ForgetSpec):
+    """Forget the samples at these dataset indices (each must lie in the training split)."""
+
+    def __init__(self, indices: list[NonNegativeInt]):
+        self.indices = indices
+
+    def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
+        wanted = torch.as_tensor(sorted(set(self.indices)), dtype=torch.long, device=train_idx.device)
+        outside = wanted[~torch.isin(wanted, train_idx)]
+        if len(outside):
+            raise ConfigError(
+                f"index {int(outside[0])} is not in the training split "
+                f"({len(train_idx)} training samples of {len(dataset)})",
+                "indices",
+            )
+        return wanted
+
+
+class GroupForget(ForgetSpec):
+    """Forget the training samples whose per-sample ``attribute`` takes one of ``values``."""
+
+    def __init__(self, attribute: str, values: list[int]):
+        self.attribute = attribute
+        self.values = values
+
+    def _attribute(self, dataset: Dataset) -> Tensor:
+        if self.attribute not in dataset.attributes:
+            known = ", ".join(sorted(dataset.attributes)) or "none"
+            raise ConfigError(f"{dataset.name} has no attribute {self.attribute!r} (attributes: {known})", "attribute")
+        return dataset.attributes[self.attribute]
+
+    def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
+        values = self._attribute(dataset)
+        present = set(torch.unique(values[train_idx]).tolist())
+        missing = [v for v in self.values if v not in present]
+        if missing:
+            raise ConfigError(
+                f"value {missing[0]} of attribute {self.attribute!r} does not occur in the training data "
+                f"(values present: {sorted(present)[:20]})",
+                "values",
+            )
+        return train_idx[_values_in(values[train_idx], self.values)]
+
+    def test_indices(self, dataset: Dataset, test_idx: Tensor) -> Tensor:
+        return test_idx[_values_in(self._attribute(dataset)[test_idx], self.values)]
+
+
+class FeatureForget(ForgetSpec):
+    """Remove the information of a per-sample ``attribute`` from the data; no sample is removed."""
+
+    removes_samples = False
+
+    def __init__(self, attribute: str):
+        self.attribute = attribute
+
+    def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
+        if self.attribute not in dataset.attributes:
+            known = ", ".join(sorted(dataset.attributes)) or "none"
+            raise ConfigError(f"{dataset.name} has no attribute {self.attribute!r} (attributes: {known})", "attribute")
+        return train_idx[:0]

@@ -1,0 +1,55 @@
+"""Gaussian classes, generated from their own seed, optionally with a sensitive attribute."""
+from __future__ import annotations
+
+import torch
+
+from erasure.core.params import Fraction, NonNegativeFloat, PositiveInt, Range
+from erasure.data.dataset import Dataset, DataSource
+
+from typing import Annotated
+
+
+class Synthetic(DataSource):
+    """``num_classes`` isotropic Gaussian blobs in ``n_features`` dimensions.
+
+    With ``attribute`` set, each sample also gets a binary attribute ``z`` that
+    equals ``y mod 2`` with probability ``attribute_correlation`` and shifts the
+    features by ``attribute_shift`` along a fixed direction, so ``z`` is
+    correlated with both the label and the features (for feature unlearning).
+    The data depends on ``seed`` only, not on the experiment seed.
+    """
+
+    def __init__(
+        self,
+        n_samples: Annotated[int, Range(10)] = 1000,
+        n_features: PositiveInt = 16,
+        num_classes: Annotated[int, Range(2)] = 4,
+        class_sep: NonNegativeFloat = 2.0,
+        attribute: str | None = None,
+        attribute_correlation: Fraction = 0.8,
+        attribute_shift: float = 2.0,
+        seed: int = 0,
+    ):
+        self.n_samples = n_samples
+        self.n_features = n_features
+        self.num_classes = num_classes
+        self.class_sep = class_sep
+        self.attribute = attribute
+        self.attribute_correlation = attribute_correlation
+        self.attribute_shift = attribute_shift
+        self.seed = seed
+
+    def load(self) -> Dataset:
+        g = torch.Generator().manual_seed(self.seed)
+        means = torch.randn(self.num_classes, self.n_features, generator=g) * self.class_sep
+        targets = torch.arange(self.n_samples) % self.num_classes
+        targets = targets[torch.randperm(self.n_samples, generator=g)]
+        features = means[targets] + torch.randn(self.n_samples, self.n_features, generator=g)
+        attributes = {}
+        if self.attribute:
+            agree = torch.rand(self.n_samples, generator=g) < self.attribute_correlation
+            z = torch.where(agree, targets % 2, 1 - targets % 2)
+            direction = torch.randn(self.n_features, generator=g)
+            features = features + self.attribute_shift * z[:, None].float() * direction / direction.norm()
+            attributes[self.attribute] = z
+        return Dataset(features, targets, self.num_classes, attributes, name="synthetic")

@@ -1,0 +1,31 @@
+"""Top-1 accuracy per partition."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from erasure.evaluators.base import Evaluator, Outcome
+
+REPORTED = ("forget", "retain", "test", "forget_test", "retain_test")
+
+
+def top1_accuracy(logits: Tensor, targets: Tensor) -> float:
+    """Share of rows whose arg-max equals the target (NaN for no rows)."""
+    if len(targets) == 0:
+        return float("nan")
+    return float((logits.argmax(1) == targets).float().mean())
+
+
+class Accuracy(Evaluator):
+    """``accuracy_<partition>`` on forget, retain, test and, for class or group forgetting,
+    forget_test / retain_test (the "Df" / "Dr" columns of the SSD and JiT tables)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        return {
+            f"accuracy_{name}": top1_accuracy(outcome.logits("unlearned", name), outcome.targets(name))
+            for name in REPORTED
+            if name in outcome.partitions and outcome.partitions.size(name) > 0
+        }

@@ -1,0 +1,76 @@
+"""The :class:`Evaluator` contract and the :class:`Outcome` it judges.
+
+An evaluator's class is thin: it pulls what it needs from the outcome and calls
+a pure function (tested against a reference implementation) that computes the
+metric. Outputs of the three models are memoised per (model, partition), so
+evaluators share forward passes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from erasure.core.registry import Component
+from erasure.core.timing import Timing
+from erasure.data.partitions import Partitions
+from erasure.models.training import predict_logits
+
+ModelName = Literal["unlearned", "original", "gold"]
+
+
+@dataclass
+class Outcome:
+    """One (seed, unlearner) job after ``unlearn``.
+
+    ``partitions`` is the data as the unlearned model sees it (a feature
+    unlearner may transform it); ``reference_partitions`` is the raw data that
+    the original and gold models see.
+    """
+
+    model: nn.Module
+    original: nn.Module
+    gold: nn.Module
+    partitions: Partitions
+    reference_partitions: Partitions
+    timing: Timing
+    gold_timing: Timing
+    seed: int
+    unlearner: str
+    device: torch.device
+    context: Any = None  # the UnlearningContext (new models, training recipe, generators)
+    metrics: dict[str, float] = field(default_factory=dict)  # metrics computed so far for this job
+    memo: dict[tuple, Any] = field(default_factory=dict)  # per-job memo (unlearned model)
+    shared_memo: dict[tuple, Any] = field(default_factory=dict)  # per-seed memo (original, gold)
+
+    def model_named(self, which: ModelName) -> nn.Module:
+        return {"unlearned": self.model, "original": self.original, "gold": self.gold}[which]
+
+    def partitions_for(self, which: ModelName) -> Partitions:
+        return self.partitions if which == "unlearned" else self.reference_partitions
+
+    def logits(self, which: ModelName, partition: str) -> Tensor:
+        """Logits of one of the three models on a partition, computed once."""
+        memo = self.memo if which == "unlearned" else self.shared_memo
+        key = ("logits", which, partition)
+        if key not in memo:
+            memo[key] = predict_logits(self.model_named(which), self.partitions_for(which), partition)
+        return memo[key]
+
+    def targets(self, partition: str) -> Tensor:
+        return self.partitions.targets(partition)
+
+    def losses(self, which: ModelName, partition: str) -> Tensor:
+        """Per-sample cross-entropy of a model on a partition."""
+        return nn.functional.cross_entropy(self.logits(which, partition), self.targets(partition), reduction="none")
+
+
+class Evaluator(Component, kind="evaluator"):
+    """Base of every evaluation. ``requires`` names metrics (of other evaluators) this one reads."""
+
+    requires: ClassVar[tuple[str, ...]] = ()
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        raise NotImplementedError

@@ -1,0 +1,41 @@
+"""UMIA: the population loss attack of the NeurIPS 2023 unlearning challenge."""
+from __future__ import annotations
+
+import numpy as np
+
+from erasure.core.params import PositiveInt
+from erasure.evaluators.base import Evaluator, Outcome
+
+
+def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, n_splits: int = 10, seed: int = 0) -> float:
+    """Cross-validated accuracy of a logistic regression telling members from non-members by loss.
+
+    The larger group is subsampled to the size of the smaller; accuracy is the
+    mean over ``n_splits`` stratified shuffle splits (Kurmanji et al. 2023;
+    NeurIPS 2023 starting kit). 0.5 means the attacker cannot tell them apart.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
+
+    rng = np.random.default_rng(seed)
+    n = min(len(member_losses), len(nonmember_losses))
+    if n < 2:
+        return float("nan")
+    members = rng.choice(np.asarray(member_losses), n, replace=False)
+    nonmembers = rng.choice(np.asarray(nonmember_losses), n, replace=False)
+    features = np.concatenate([members, nonmembers]).reshape(-1, 1)
+    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    cv = StratifiedShuffleSplit(n_splits=n_splits, random_state=seed)
+    return float(cross_val_score(LogisticRegression(), features, labels, cv=cv, scoring="accuracy").mean())
+
+
+class UMIA(Evaluator):
+    """``umia_accuracy``: loss attack on D_f (members) versus D_t (non-members); ideal 0.5."""
+
+    def __init__(self, n_splits: PositiveInt = 10):
+        self.n_splits = n_splits
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        members = outcome.losses("unlearned", "forget").cpu().numpy()
+        nonmembers = outcome.losses("unlearned", "test").cpu().numpy()
+        return {"umia_accuracy": loss_attack_accuracy(members, nonmembers, self.n_splits, seed=outcome.seed)}

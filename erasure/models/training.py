@@ -1,0 +1,137 @@
+"""The training recipe (``training`` in a config), the trainer and batched inference.
+
+The loop is a plain PyTorch loop over index-sliced batches; benchmarks/overhead.py
+holds it to within 10% of a hand-written one.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from erasure.core.factory import instantiate
+from erasure.core.params import LossSpec, OptimizerSpec, PositiveInt, Range, SchedulerSpec
+from erasure.data.partitions import Partitions
+
+
+@dataclass
+class TrainingRecipe:
+    """How the original model is trained; GoldModel retrains with the same recipe on retain.
+
+    ``validation_fraction`` > 0 holds out that share of the training partition
+    (seeded) and stops when its loss has not improved for ``patience`` epochs,
+    restoring the best weights. ``amp`` uses bfloat16 autocast on CUDA (ignored on CPU).
+    """
+
+    epochs: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    optimizer: OptimizerSpec = field(default_factory=lambda: {"class": "Adam", "parameters": {"lr": 1e-3}})
+    loss: LossSpec = field(default_factory=lambda: {"class": "CrossEntropyLoss"})
+    scheduler: SchedulerSpec | None = None
+    validation_fraction: Annotated[float, Range(0, 1, high_inclusive=False)] = 0.0
+    patience: PositiveInt = 5
+    amp: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items()}
+
+
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA when ``enabled``; a no-op elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_model(
+    model: nn.Module,
+    partitions: Partitions,
+    partition: str | Tensor,
+    recipe: TrainingRecipe,
+    generator: torch.Generator,
+    on_epoch: Callable[[int], None] | None = None,
+) -> nn.Module:
+    """Train ``model`` in place on a partition with ``recipe``; returns it (best weights if validating)."""
+    index = partitions[partition] if isinstance(partition, str) else partition
+    validation = None
+    if recipe.validation_fraction > 0:
+        order = torch.randperm(len(index), generator=generator).to(index.device)
+        n_val = max(1, int(round(recipe.validation_fraction * len(index))))
+        validation, index = index[order[:n_val]], index[order[n_val:]]
+    device = next(model.parameters()).device
+    optimizer = instantiate(recipe.optimizer, "optimizer", model.parameters())
+    scheduler = instantiate(recipe.scheduler, "scheduler", optimizer=optimizer) if recipe.scheduler else None
+    loss_fn = instantiate(recipe.loss, "loss")
+    best_loss, best_state, stale = float("inf"), None, 0
+    for epoch in range(recipe.epochs):
+        model.train()
+        for x, y in partitions.batches(index, recipe.batch_size, shuffle=True, generator=generator):
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(device, recipe.amp):
+                loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+        val_loss = None
+        if validation is not None:
+            val_loss = mean_loss(model, partitions, validation, loss_fn, recipe.batch_size * 4)
+            if val_loss < best_loss:
+                best_loss, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
+            else:
+                stale += 1
+        if scheduler is not None:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(val_loss if val_loss is not None else loss.item())
+            else:
+                scheduler.step()
+        if on_epoch is not None:
+            on_epoch(epoch)
+        if validation is not None and stale >= recipe.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no gradients for the block; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def predict_logits(model: nn.Module, partitions: Partitions, partition: str | Tensor, batch_size: int = 1024) -> Tensor:
+    """Logits of ``model`` on a whole partition, in batched forward passes."""
+    with evaluating(model):
+        outs = [model(x).float() for x, _ in partitions.batches(partition, batch_size)]
+    if not outs:
+        return torch.empty(0, getattr(partitions.dataset, "num_classes", 0), device=partitions.dataset.device)
+    return torch.cat(outs)
+
+
+def mean_loss(model: nn.Module, partitions: Partitions, partition: str | Tensor, loss_fn: Callable, batch_size: int = 1024) -> float:
+    """Mean loss over a partition (sample-weighted)."""
+    index = partitions[partition] if isinstance(partition, str) else partition
+    total = 0.0
+    with evaluating(model):
+        for x, y in partitions.batches(index, batch_size):
+            total += float(loss_fn(model(x), y)) * len(y)
+    return total / max(1, len(index))
+
+
+def accuracy(model: nn.Module, partitions: Partitions, partition: str | Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of ``model`` on a partition (NaN when it is empty)."""
+    index = partitions[partition] if isinstance(partition, str) else partition
+    if len(index) == 0:
+        return float("nan")
+    logits = predict_logits(model, partitions, index, batch_size)
+    return float((logits.argmax(1) == partitions.dataset.targets[index]).float().mean())

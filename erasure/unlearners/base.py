@@ -1,0 +1,94 @@
+"""The :class:`Unlearner` contract and the context it runs in.
+
+``unlearn(model, ctx)`` receives a deep copy of the original model and returns
+the unlearned model (it may modify and return the copy). Everything random must
+come from ``ctx`` (``ctx.generator``, ``ctx.rng``) or the global RNGs, which the
+runner reseeds per (seed, unlearner) before the call.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from erasure.core.errors import ConfigError
+from erasure.core.factory import instantiate
+from erasure.core.registry import Component
+from erasure.core.timing import Timing
+from erasure.data.partitions import Partitions
+from erasure.models.training import TrainingRecipe, train_model
+
+
+@dataclass
+class UnlearningContext:
+    """What an unlearner may use. ``partitions`` live on ``device``."""
+
+    partitions: Partitions
+    device: torch.device
+    num_classes: int
+    recipe: TrainingRecipe
+    seed: int
+    generator: torch.Generator
+    rng: np.random.Generator
+    new_model: Callable[[], nn.Module]
+    gold_provider: Callable[[], tuple[nn.Module, Timing]]
+    log_fn: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
+    evaluation_partitions: Partitions | None = None
+    timing_override: Timing | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def batches(self, partition: str | Tensor, batch_size: int | None = None, shuffle: bool = True) -> Iterator[tuple[Any, Tensor]]:
+        """Seeded batches of a partition; the batch size defaults to the original recipe's."""
+        return self.partitions.batches(partition, batch_size or self.recipe.batch_size, shuffle, self.generator)
+
+    def train(self, model: nn.Module, partition: str | Tensor, recipe: TrainingRecipe | None = None) -> nn.Module:
+        """Train ``model`` on a partition with the original's recipe (or ``recipe``)."""
+        return train_model(model, self.partitions, partition, recipe or self.recipe, self.generator)
+
+    def frozen_copy(self, model: nn.Module) -> nn.Module:
+        """An independent deep copy in eval mode with gradients off (a teacher never shares weights)."""
+        teacher = copy.deepcopy(model)
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher
+
+    def reuse_gold(self) -> nn.Module:
+        """A copy of the per-seed gold model; this job then reports gold's training cost as its own."""
+        gold, timing = self.gold_provider()
+        self.timing_override = timing
+        return copy.deepcopy(gold)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        """Emit trajectory rows (metric values at ``step``, e.g. an epoch)."""
+        self.log_fn(step, metrics)
+
+
+class Unlearner(Component, kind="unlearner"):
+    """Base of every unlearning method. Subclasses implement :meth:`unlearn`."""
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        raise NotImplementedError
+
+
+def build_optimizer(spec: dict | None, default: dict, params: Any, lr: float) -> torch.optim.Optimizer:
+    """The method's optimizer: class and settings from ``spec`` (or the paper's ``default``), learning rate ``lr``."""
+    spec = spec or default
+    return instantiate(spec, "optimizer", params, lr=lr)
+
+
+def check_optimizer_spec(spec: dict | None) -> None:
+    """The learning rate is the method's own ``lr`` parameter, never part of its optimizer spec."""
+    if spec and "lr" in (spec.get("parameters") or {}):
+        raise ConfigError("set the learning rate with the unlearner's 'lr' parameter, not inside 'optimizer'", "optimizer")
+
+
+SGD_MOMENTUM = {"class": "SGD", "parameters": {"momentum": 0.9}}
+
+
+def cross_entropy(model: nn.Module, x: Any, y: Tensor) -> Tensor:
+    return nn.functional.cross_entropy(model(x), y)

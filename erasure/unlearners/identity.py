@@ -1,0 +1,14 @@
+"""Identity: the "no unlearning" row."""
+from torch import nn
+
+from erasure.unlearners.base import Unlearner, UnlearningContext
+
+
+class Identity(Unlearner):
+    """Returns the original model unchanged: the baseline every method must beat."""
+
+    def __init__(self) -> None:
+        pass
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        return model

@@ -1,0 +1,33 @@
+"""NegGrad: gradient ascent on the forget set."""
+from torch import nn
+
+from erasure.core.params import OptimizerSpec, PositiveFloat, PositiveInt
+from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec, cross_entropy
+
+
+class NegGrad(Unlearner):
+    """Minimise −CE on D_f (Golatkar et al. 2020 baseline).
+
+    Defaults: 5 epochs, SGD (momentum 0.9) at lr 1e-4. Very sensitive to the
+    learning rate: too high destroys the model, too low does nothing.
+    """
+
+    def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 1e-4, batch_size: PositiveInt | None = None,
+                 optimizer: OptimizerSpec | None = None):
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+
+    def check(self) -> None:
+        check_optimizer_spec(self.optimizer)
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)
+        model.train()
+        for _ in range(self.epochs):
+            for x, y in ctx.batches("forget", self.batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                (-cross_entropy(model, x, y)).backward()
+                optimizer.step()
+        return model.eval()
