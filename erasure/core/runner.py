@@ -35,6 +35,7 @@ from erasure.data.partitions import Partitions, make_partitions
 from erasure.evaluators.base import Outcome
 from erasure.results.summary import format_table, summarize, write_summary
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
+from erasure.models.training import TrainingRecipe, train_model
 from erasure.unlearners.base import UnlearningContext
 
 log = logging.getLogger("erasure")
@@ -63,6 +64,7 @@ class SeedState:
     gold: nn.Module | None = None
     gold_timing: Timing | None = None
     shared_memo: dict = field(default_factory=dict)
+    data_key: str = ""
 
 
 @dataclass
@@ -105,26 +107,32 @@ class Runner:
                 torch.manual_seed(init_seed)
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
-    def _train_cached(self, kind: str, state: SeedState, partition: str, data_key: str) -> tuple[nn.Module, Timing]:
+    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, data_key: str,
+                     recipe: TrainingRecipe | None = None) -> tuple[nn.Module, Timing]:
+        """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
+
+        Initialisation and shuffling derive from ``seed`` alone, so the same
+        (tag, data, index, seed, recipe) gives the same model in any run.
+        """
         parts = state.partitions
-        init_seed = derive_seed(state.seed, "model-init")
+        recipe = recipe or self.exp.recipe
         key = content_key(
-            kind=kind, data=data_key, source=self.exp.config["data"]["source"], split=index_hash(parts[partition]),
-            model=self.exp.model_spec, training=self.exp.recipe.as_dict(), seed=state.seed, version=__version__,
+            kind=tag, data=data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
+            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__,
         )
 
         def train(model: nn.Module) -> Timing:
-            generator = seed_everything(derive_seed(state.seed, "train"))
-            with measure(self.device) as timing:
-                from erasure.models.training import train_model
-
-                train_model(model, parts, partition, self.exp.recipe, generator)
+            with torch.random.fork_rng(devices=[]):
+                generator = seed_everything(derive_seed(seed, "train"))
+                with measure(self.device) as timing:
+                    train_model(model, parts, index, recipe, generator)
             return timing
 
         model, timing, hit = self.cache.get_or_train(
-            key, self.make_model(parts.dataset, init_seed), train, {"kind": kind, "seed": state.seed, "experiment": self.exp.name}
+            key, self.make_model(parts.dataset, derive_seed(seed, "model-init")), train,
+            {"kind": tag, "seed": seed, "experiment": self.exp.name},
         )
-        log.info("%s model for seed %d %s (%.1fs to train)", kind, state.seed, "loaded from cache" if hit else "trained", timing.wall_seconds)
+        log.info("%s model (seed %d) %s (%.1fs to train)", tag, seed, "loaded from cache" if hit else "trained", timing.wall_seconds)
         return model, timing
 
     # ------------------------------------------------------------------ jobs
@@ -167,6 +175,8 @@ class Runner:
             model=model, original=state.original, gold=state.gold, partitions=ctx.evaluation_partitions or parts,
             reference_partitions=parts, timing=timing, gold_timing=state.gold_timing, seed=state.seed,
             unlearner=entry.label, device=self.device, context=ctx, shared_memo=state.shared_memo,
+            train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, state.data_key, recipe)[0],
+            unlearner_object=entry.unlearner,
         )
         for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
             name = type(evaluator).__name__
@@ -204,7 +214,7 @@ class Runner:
                 parts = make_partitions(dataset, self.exp.split, self.exp.forget, seed, prepare=self.exp.source.prepare)
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file)
-            states.append(SeedState(seed, parts.to(self.device)))
+            states.append(SeedState(seed, parts.to(self.device), data_key=data_key))
         return states, data_key
 
     def run(self) -> RunReport:
@@ -242,8 +252,9 @@ class Runner:
             for state, entry in jobs:
                 if state.original is None:
                     bar.set_postfix_str(f"seed {state.seed}: original and gold")
-                    state.original, state.original_timing = self._train_cached("original", state, "train", data_key)
-                    state.gold, state.gold_timing = self._train_cached("gold", state, "retain", data_key)
+                    parts = state.partitions
+                    state.original, state.original_timing = self.train_cached(state, "original", parts["train"], state.seed, data_key)
+                    state.gold, state.gold_timing = self.train_cached(state, "gold", parts["retain"], state.seed, data_key)
                 bar.set_postfix_str(f"seed {state.seed}: {entry.label}")
                 rows = self.run_job(state, entry)
                 errors += sum(r["status"] == "error" for r in rows)

@@ -8,7 +8,7 @@ evaluators share forward passes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +44,10 @@ class Outcome:
     metrics: dict[str, float] = field(default_factory=dict)  # metrics computed so far for this job
     memo: dict[tuple, Any] = field(default_factory=dict)  # per-job memo (unlearned model)
     shared_memo: dict[tuple, Any] = field(default_factory=dict)  # per-seed memo (original, gold)
+    # train_reference(tag, index, seed, recipe=None) -> a fresh model trained on the index tensor
+    # with the original recipe (or ``recipe``), through the model cache: shadow and retrained models.
+    train_reference: Callable[..., nn.Module] | None = None
+    unlearner_object: Any = None  # the Unlearner that produced ``model`` (to repeat it on other models)
 
     def model_named(self, which: ModelName) -> nn.Module:
         return {"unlearned": self.model, "original": self.original, "gold": self.gold}[which]
