@@ -1,0 +1,112 @@
+"""Helpers shared by several unlearners: relabelling, index batches, layer selection, diagonal Fisher."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from erasure.models.base import parametrized_layers
+from erasure.unlearners.base import UnlearningContext
+
+
+def random_wrong_labels(targets: Tensor, num_classes: int, generator: torch.Generator) -> Tensor:
+    """A uniformly random class different from each target (SRL / amnesiac relabelling)."""
+    shift = torch.randint(1, num_classes, targets.shape, generator=generator).to(targets.device)
+    return (targets + shift) % num_classes
+
+
+def index_batches(index: Tensor, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Chunks of a seeded permutation of ``index``."""
+    order = torch.randperm(len(index), generator=generator).to(index.device)
+    index = index[order]
+    for start in range(0, len(index), batch_size):
+        yield index[start : start + batch_size]
+
+
+def example_batch(ctx: UnlearningContext, size: int = 2) -> Any:
+    """A few training inputs, enough to trace a forward pass."""
+    return next(iter(ctx.partitions.batches("train", size)))[0]
+
+
+def last_layers(model: nn.Module, ctx: UnlearningContext, k: int) -> list[tuple[str, nn.Module]]:
+    """The last ``k`` parametrised layers in the order the forward pass calls them."""
+    layers = parametrized_layers(model, example_batch(ctx))
+    return layers[-k:]
+
+
+def freeze_all_but(model: nn.Module, trainable: list[nn.Module]) -> list[nn.Parameter]:
+    """Turn gradients off outside ``trainable``; returns the parameters left trainable."""
+    keep = {id(p) for m in trainable for p in m.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in keep)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def set_train_mode_only(model: nn.Module, trainable: list[nn.Module]) -> None:
+    """Eval mode everywhere except in ``trainable`` (frozen batch-norm keeps its running statistics)."""
+    model.eval()
+    for m in trainable:
+        m.train()
+
+
+def diagonal_fisher(
+    model: nn.Module,
+    batches: Iterable[tuple[Any, Tensor]],
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    absolute: bool = False,
+) -> dict[str, Tensor]:
+    """Mean over batches of the squared (or absolute) gradient of the batch loss, per parameter.
+
+    One forward/backward pass per batch (SSD's ``calc_importance``); ``loss_fn(logits, targets)``
+    defaults to cross-entropy. The model's mode is left as it was.
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    count = 0
+    for x, y in batches:
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        for n, p in params.items():
+            if p.grad is not None:
+                total[n] += p.grad.abs() if absolute else p.grad.pow(2)
+        count += 1
+    model.zero_grad(set_to_none=True)
+    return {n: t / max(count, 1) for n, t in total.items()}
+
+
+def fit_on_tensors(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: Tensor,
+    targets: Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+    after_step: Callable[[], None] | None = None,
+) -> None:
+    """One shuffled epoch of cross-entropy steps on in-memory ``(inputs, targets)``."""
+    order = torch.randperm(len(targets), generator=generator).to(targets.device)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(inputs[chunk]), targets[chunk]).backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+
+
+def finetune_layers(model: nn.Module, ctx: UnlearningContext, layers: list[nn.Module], epochs: int,
+                    optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer], batch_size: int) -> nn.Module:
+    """Train only ``layers`` on D_r with cross-entropy; everything else keeps its weights and statistics."""
+    trainable = freeze_all_but(model, layers)
+    optimizer = optimizer_factory(trainable)
+    for _ in range(epochs):
+        set_train_mode_only(model, layers)
+        for x, y in ctx.batches("retain", batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.eval()

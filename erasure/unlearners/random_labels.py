@@ -1,0 +1,62 @@
+"""RandomLabels (SRL / amnesiac unlearning): fine-tune on D_f relabelled at random, together with D_r."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from erasure.core.params import OptimizerSpec, PositiveFloat, PositiveInt
+from erasure.unlearners._common import index_batches, random_wrong_labels
+from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+
+
+def random_label_training(
+    model: nn.Module,
+    ctx: UnlearningContext,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    batch_size: int,
+    after_backward: Callable[[], None] | None = None,
+    after_step: Callable[[], None] | None = None,
+) -> nn.Module:
+    """Train on D_f ∪ D_r where every forget sample gets a random wrong class, drawn anew each epoch."""
+    parts = ctx.partitions
+    index = torch.cat([parts["forget"], parts["retain"]])
+    targets = parts.dataset.targets
+    model.train()
+    for _ in range(epochs):
+        labels = targets.clone()
+        labels[parts["forget"]] = random_wrong_labels(targets[parts["forget"]], ctx.num_classes, ctx.generator)
+        for chunk in index_batches(index, batch_size, ctx.generator):
+            optimizer.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(parts.dataset.take(chunk)), labels[chunk]).backward()
+            if after_backward is not None:
+                after_backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step()
+    return model.eval()
+
+
+class RandomLabels(Unlearner):
+    """Fine-tune on D_f with random wrong labels (a new draw each epoch) together with D_r.
+
+    Graves, Nagisetty & Ganesh, "Amnesiac Machine Learning", AAAI 2021 (the
+    "SRL" baseline of later papers). Defaults as in methods.md: 3 epochs,
+    SGD (momentum 0.9) at lr 1e-4; ``batch_size`` None uses the original recipe's.
+    """
+
+    def __init__(self, epochs: PositiveInt = 3, lr: PositiveFloat = 1e-4, batch_size: PositiveInt | None = None,
+                 optimizer: OptimizerSpec | None = None):
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+
+    def check(self) -> None:
+        check_optimizer_spec(self.optimizer)
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)
+        return random_label_training(model, ctx, optimizer, self.epochs, self.batch_size or ctx.recipe.batch_size)
