@@ -28,8 +28,12 @@ class CFk(Unlearner):
     def check(self) -> None:
         check_optimizer_spec(self.optimizer)
 
+    def trained_layers(self, model: nn.Module, ctx: UnlearningContext) -> list[nn.Module]:
+        """The layers to train: the last ``k`` in forward order."""
+        return [m for _, m in last_layers(model, ctx, self.k)]
+
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
-        layers = [m for _, m in last_layers(model, ctx, self.k)]
+        layers = self.trained_layers(model, ctx)
         return finetune_layers(model, ctx, layers, self.epochs,
                                lambda params: build_optimizer(self.optimizer, SGD_MOMENTUM, params, self.lr),
                                self.batch_size or ctx.recipe.batch_size)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from erasure.core.params import OptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners._common import finetune_layers, last_layers
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+from erasure.unlearners._common import last_layers
+from erasure.unlearners.base import UnlearningContext
+from erasure.unlearners.cfk import CFk
 
 
 def reinitialise_last_layers(model: nn.Module, ctx: UnlearningContext, k: int) -> list[str]:
@@ -22,28 +22,15 @@ def reinitialise_last_layers(model: nn.Module, ctx: UnlearningContext, k: int) -
     return [name for name, _ in chosen]
 
 
-class EUk(Unlearner):
+class EUk(CFk):
     """Re-initialise the last ``k`` parametrised layers *in forward order* and train only those on D_r,
     the rest frozen (Goel et al., "Towards Adversarial Evaluations for Inexact Machine Unlearning", 2022).
 
-    Defaults: k 1 (the paper sweeps k 1..3), 5 epochs, SGD (momentum 0.9) at lr 0.02;
-    ``batch_size`` None uses the original recipe's.
+    Same parameters and training as :class:`CFk` (defaults: k 1, the paper sweeps k 1..3;
+    5 epochs, SGD (momentum 0.9) at lr 0.02; ``batch_size`` None uses the original recipe's);
+    only the starting point of the k layers differs.
     """
 
-    def __init__(self, k: PositiveInt = 1, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02,
-                 batch_size: PositiveInt | None = None, optimizer: OptimizerSpec | None = None):
-        self.k = k
-        self.epochs = epochs
-        self.lr = lr
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
-
-    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
-        names = reinitialise_last_layers(model, ctx, self.k)
+    def trained_layers(self, model: nn.Module, ctx: UnlearningContext) -> list[nn.Module]:
         modules = dict(model.named_modules())
-        return finetune_layers(model, ctx, [modules[n] for n in names], self.epochs,
-                               lambda params: build_optimizer(self.optimizer, SGD_MOMENTUM, params, self.lr),
-                               self.batch_size or ctx.recipe.batch_size)
+        return [modules[name] for name in reinitialise_last_layers(model, ctx, self.k)]
