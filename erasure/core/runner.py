@@ -195,7 +195,6 @@ class Runner:
         wall = timing.wall_seconds
         rows = [self._row(state.seed, entry.label, params, m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
         outcome = self.make_outcome(state, entry.label, entry.unlearner, model, ctx, timing)
-        job_seed = ctx.seed
         for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
             name = type(evaluator).__name__
             missing = [m for m in evaluator.requires if m not in outcome.metrics]
@@ -204,10 +203,7 @@ class Runner:
                                       error=f"needs metrics {', '.join(missing)}, which no listed evaluator produced"))
                 continue
             try:
-                with torch.random.fork_rng(devices=[]):
-                    seed_everything(derive_seed(job_seed, name))
-                    metrics = evaluator.evaluate(outcome)
-                metrics = {k: float(v) for k, v in metrics.items()}
+                metrics = self.evaluate(outcome, evaluator)
             except Exception as exc:
                 log.debug("evaluator %s failed on %s", name, entry.label, exc_info=True)
                 rows.append(self._row(state.seed, entry.label, params, name, status="error", error=_describe(exc), wall=wall))
@@ -215,6 +211,13 @@ class Runner:
             outcome.metrics.update(metrics)
             rows += [self._row(state.seed, entry.label, params, k, v, wall=wall) for k, v in metrics.items()]
         return rows
+
+    def evaluate(self, outcome: Outcome, evaluator: Any) -> dict[str, float]:
+        """Run one evaluator with its own seed (from the job's seed and its class name)."""
+        with torch.random.fork_rng(devices=[]):
+            seed_everything(derive_seed(outcome.context.seed, type(evaluator).__name__))
+            metrics = evaluator.evaluate(outcome)
+        return {str(k): float(v) for k, v in metrics.items()}
 
     # ------------------------------------------------------------------- run
     def prepare_seeds(self) -> list[SeedState]:
