@@ -65,3 +65,27 @@ def write_tudataset(root: Path, name: str = "TOY", n_graphs: int = 12, seed: int
     (raw / f"{name}_graph_indicator.txt").write_text("".join(f"{i}\n" for i in indicator))
     (raw / f"{name}_graph_labels.txt").write_text("".join(f"{y}\n" for y in graph_labels))
     (raw / f"{name}_node_labels.txt").write_text("".join(f"{y}\n" for y in node_labels))
+
+
+def write_planetoid(root: Path, name: str = "Cora", n_train: int = 14, n_all: int = 520, n_test: int = 20,
+                    classes: int = 7, dim: int = 8, seed: int = 0) -> None:
+    """Planetoid raw files (``ind.<name>.{x,tx,allx,y,ty,ally,graph,test.index}``): a ring of ``n_all + n_test`` nodes.
+
+    PyG needs ``n_all >= n_train + 500`` (its public split's 500 validation nodes).
+    """
+    rng = np.random.default_rng(seed)
+    raw = root / name / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    n = n_all + n_test
+    labels = np.arange(n) % classes
+    onehot = np.eye(classes, dtype=np.float32)[labels]
+    features = (rng.random((n, dim)) < 0.3).astype(np.float32)
+    features[np.arange(n), labels % dim] = 1.0
+    graph = {i: [(i - 1) % n, (i + 1) % n] for i in range(n)}
+    parts = {"x": features[:n_train], "allx": features[:n_all], "tx": features[n_all:],
+             "y": onehot[:n_train], "ally": onehot[:n_all], "ty": onehot[n_all:], "graph": graph}
+    prefix = name.lower()
+    for key, value in parts.items():
+        with open(raw / f"ind.{prefix}.{key}", "wb") as f:
+            pickle.dump(value, f)
+    (raw / f"ind.{prefix}.test.index").write_text("".join(f"{i}\n" for i in range(n_all, n)))

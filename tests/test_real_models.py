@@ -74,3 +74,11 @@ def test_gcn_and_gin_on_nodes_and_graphs(tmp_path):
     graphs = PyGSource("TUDataset", str(tmp_path), name="TOY", download=False).load()
     batch = graphs.take(torch.arange(5))
     assert GIN(graphs.input_shape, 2)(batch).shape == (5, 2) and GCN(graphs.input_shape, 2).features(batch).shape == (5, 16)
+
+
+def test_torchvision_model_forwards_weights_and_name():
+    with pytest.raises(KeyError, match="NO_SUCH_WEIGHTS"):
+        TorchVisionModel((3, 32, 32), 5, name="resnet18", weights="NO_SUCH_WEIGHTS")  # would otherwise download
+    with pytest.raises(ValueError):
+        TorchVisionModel((3, 32, 32), 5, name="no_such_net")
+    assert isinstance(TorchVisionModel((3, 32, 32), 5, name="alexnet").head, torch.nn.Linear)

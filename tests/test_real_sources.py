@@ -239,3 +239,51 @@ def test_forgetting_nodes_prunes_their_edges():
     assert moved.before_forget().dataset.inputs.edge_index.shape == full.shape
     tabular = make_partitions(Dataset(torch.randn(20, 3), torch.arange(20) % 2, 2), Split(0.2), RandomForget(count=3), seed=0)
     assert tabular.before_forget().dataset is tabular.dataset
+
+
+def test_planetoid_raw_files_keep_the_public_split(tmp_path):
+    from real_formats import write_planetoid
+
+    write_planetoid(tmp_path, "Cora", n_train=14, n_all=520, n_test=20)
+    ds = PyGSource("Cora", str(tmp_path), download=False).load()
+    assert ds.kind == "node_graph" and len(ds) == 540 and ds.num_classes == 7 and ds.input_shape == (8,)
+    assert ds.splits["train"].tolist() == list(range(14)) and ds.splits["test"].tolist() == list(range(520, 540))
+    parts = make_partitions(ds, Split(), RandomForget(count=2), seed=0)
+    assert parts["train"].tolist() == list(range(14)) and parts.dataset.inputs.edge_index.shape[1] == 1080 - 8
+    with pytest.raises(RuntimeError, match="download is false"):
+        PyGSource("CiteSeer", str(tmp_path), download=False).load()
+
+
+def test_planetoid_split_parameter_is_passed_to_pyg(tmp_path):
+    from real_formats import write_planetoid
+
+    write_planetoid(tmp_path, "Cora", n_train=14, n_all=520, n_test=20)
+    full = PyGSource("Cora", str(tmp_path), split="full", download=False).load()
+    assert len(full.splits["train"]) == 540 - 500 - 20  # every node outside validation and test
+
+
+def test_hf_forwards_name_revision_and_files(monkeypatch, tmp_path):
+    import datasets
+
+    calls = []
+    table = datasets.Dataset.from_dict({"text": ["a b", "b c"], "label": [0, 1]})
+
+    def fake_load_dataset(path, name=None, **kwargs):
+        calls.append((path, name, kwargs))
+        return datasets.DatasetDict({"train": table, "test": table})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    HuggingFaceSource("org/set", name="cfg", data_files={"train": "t.csv"}, revision="abc123", cache_dir=str(tmp_path)).load()
+    assert calls == [("org/set", "cfg", {"data_files": {"train": "t.csv"}, "revision": "abc123", "cache_dir": str(tmp_path)})]
+
+
+def test_uci_categorical_columns_override(monkeypatch):
+    import ucimlrepo
+
+    repo = _adult_like()
+    monkeypatch.setattr(ucimlrepo, "fetch_ucirepo", lambda **k: repo)
+    plain = UCISource(id=2).load()
+    age_as_category = UCISource(id=2, categorical_columns=["age"]).load()
+    distinct_ages = repo.data.features["age"].nunique(dropna=False)
+    assert age_as_category.inputs.shape[1] == plain.inputs.shape[1] - 1 + distinct_ages
+    assert age_as_category.info["numeric_features"] == plain.info["numeric_features"] - 1
