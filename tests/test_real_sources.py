@@ -50,6 +50,8 @@ def test_transforms_are_applied_and_checked(tmp_path):
     resized = TorchVisionSource("MNIST", str(tmp_path), download=False, num_workers=0,
                                 transform=[{"class": "Resize", "parameters": {"size": 14}}]).load()
     assert resized.input_shape == (1, 14, 14)
+    with pytest.raises(ConfigError, match="random augmentation"):
+        TorchVisionSource("MNIST", transform=[{"class": "RandomHorizontalFlip"}]).check()
     with pytest.raises(ConfigError, match="torchvision.transforms"):
         TorchVisionSource("MNIST", str(tmp_path), download=False, transform=[{"class": "os.system"}]).load()
 

@@ -5,8 +5,9 @@ The official train and test sets are concatenated into one :class:`Dataset`
 official split is kept. Sets that fit in ``max_memory_gb`` are decoded once into
 one tensor (transforms applied once, by DataLoader workers); larger ones stay on
 disk as :class:`LazyInputs` and every batch goes through a ``DataLoader`` with
-workers and pinned memory (transforms then run per access, so random
-augmentations apply per epoch).
+workers and pinned memory (transforms then run per access). One transform serves
+every sample, test and forget sets included, so only deterministic transforms
+are accepted.
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ CIFAR100_COARSE = [
     10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
     16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
 ]
+
+
+RANDOM_TRANSFORMS = {"ColorJitter", "AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform"}
 
 
 def build_transform(specs: list[dict[str, Any]] | None) -> Any:
@@ -72,7 +76,8 @@ class TorchVisionSource(DataSource):
     """A torchvision dataset class (``dataset``) loaded from ``root``, official train/test split kept.
 
     ``transform``: named ``torchvision.transforms`` with parameters, e.g.
-    ``[{"class": "Normalize", "parameters": {"mean": [0.5], "std": [0.5]}}]``.
+    ``[{"class": "Normalize", "parameters": {"mean": [0.5], "std": [0.5]}}]``; they apply
+    to every sample, so random augmentations are refused.
     ``download``: let torchvision download missing files into ``root``.
     CIFAR100 adds attributes ``fine`` (0–99) and ``coarse`` (the 20 superclasses);
     ``target="coarse"`` trains on the superclasses (CIFAR-20), so ``ClassForget``
@@ -97,8 +102,13 @@ class TorchVisionSource(DataSource):
             raise ConfigError("target 'coarse' exists for CIFAR100 only", "target")
         if self.transform is not None:
             for i, spec in enumerate(self.transform):
-                if not isinstance(spec, dict) or not isinstance(spec.get("class") or spec.get("name"), str):
+                name = spec.get("class") or spec.get("name") if isinstance(spec, dict) else None
+                if not isinstance(name, str):
                     raise ConfigError('each transform is {"class": NAME, "parameters": {...}}', f"transform[{i}]")
+                if name.startswith("Random") or name in RANDOM_TRANSFORMS:
+                    raise ConfigError(f"{name} is a random augmentation: the transforms apply to every sample "
+                                      "(test and forget sets included), so only deterministic ones are accepted",
+                                      f"transform[{i}]")
 
     def _open(self, train: bool, transform: Any) -> Any:
         import torchvision.datasets as tvd
