@@ -107,7 +107,7 @@ class Runner:
                 torch.manual_seed(init_seed)
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
-    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, data_key: str,
+    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int,
                      recipe: TrainingRecipe | None = None) -> tuple[nn.Module, Timing]:
         """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
 
@@ -117,7 +117,7 @@ class Runner:
         parts = state.partitions
         recipe = recipe or self.exp.recipe
         key = content_key(
-            kind=tag, data=data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
+            kind=tag, data=state.data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
             model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__,
         )
 
@@ -135,6 +135,12 @@ class Runner:
         log.info("%s model (seed %d) %s (%.1fs to train)", tag, seed, "loaded from cache" if hit else "trained", timing.wall_seconds)
         return model, timing
 
+    def train_references(self, state: SeedState) -> None:
+        """The original (on train) and gold (retrained on retain) models of a seed."""
+        parts = state.partitions
+        state.original, state.original_timing = self.train_cached(state, "original", parts["train"], state.seed)
+        state.gold, state.gold_timing = self.train_cached(state, "gold", parts["retain"], state.seed)
+
     # ------------------------------------------------------------------ jobs
     def _row(self, seed: int, label: str, params: str, metric: str, value: Any = None, *, status: str = "ok",
              error: str = "", step: int | None = None, wall: float | None = None) -> dict[str, Any]:
@@ -144,11 +150,9 @@ class Runner:
             "status": status, "error": error, "wall_seconds": wall, "versions": versions(), "device": str(self.device),
         }
 
-    def run_job(self, state: SeedState, entry: Any) -> list[dict[str, Any]]:
-        """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure."""
-        params = json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)
-        rows: list[dict[str, Any]] = []
-        job_seed = derive_seed(state.seed, entry.label)
+    def make_context(self, state: SeedState, label: str) -> UnlearningContext:
+        """Reseed from (seed, label) and build the context an unlearner runs in."""
+        job_seed = derive_seed(state.seed, label)
         generator = seed_everything(job_seed)
         parts = state.partitions
         trajectory: list[tuple[int, str, float]] = []
@@ -159,6 +163,25 @@ class Runner:
             gold_provider=lambda: (state.gold, state.gold_timing),
             log_fn=lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()),
         )
+        ctx.extras["trajectory"] = trajectory
+        return ctx
+
+    def make_outcome(self, state: SeedState, label: str, unlearner: Any, model: nn.Module, ctx: UnlearningContext,
+                     timing: Timing) -> Outcome:
+        """What evaluators see of one finished ``unlearn`` call."""
+        return Outcome(
+            model=model, original=state.original, gold=state.gold,
+            partitions=ctx.evaluation_partitions or state.partitions, reference_partitions=state.partitions,
+            timing=timing, gold_timing=state.gold_timing, seed=state.seed, unlearner=label, device=self.device,
+            context=ctx, shared_memo=state.shared_memo,
+            train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
+            unlearner_object=unlearner,
+        )
+
+    def run_job(self, state: SeedState, entry: Any) -> list[dict[str, Any]]:
+        """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure."""
+        params = json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)
+        ctx = self.make_context(state, entry.label)
         model = copy.deepcopy(state.original)
         try:
             with measure(self.device) as timing:
@@ -170,14 +193,9 @@ class Runner:
             return [self._row(state.seed, entry.label, params, "unlearn", status="error", error=_describe(exc))]
         timing = ctx.timing_override or timing
         wall = timing.wall_seconds
-        rows += [self._row(state.seed, entry.label, params, m, v, step=s, wall=wall) for s, m, v in trajectory]
-        outcome = Outcome(
-            model=model, original=state.original, gold=state.gold, partitions=ctx.evaluation_partitions or parts,
-            reference_partitions=parts, timing=timing, gold_timing=state.gold_timing, seed=state.seed,
-            unlearner=entry.label, device=self.device, context=ctx, shared_memo=state.shared_memo,
-            train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, state.data_key, recipe)[0],
-            unlearner_object=entry.unlearner,
-        )
+        rows = [self._row(state.seed, entry.label, params, m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
+        outcome = self.make_outcome(state, entry.label, entry.unlearner, model, ctx, timing)
+        job_seed = ctx.seed
         for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
             name = type(evaluator).__name__
             missing = [m for m in evaluator.requires if m not in outcome.metrics]
@@ -199,7 +217,7 @@ class Runner:
         return rows
 
     # ------------------------------------------------------------------- run
-    def prepare_seeds(self) -> tuple[list[SeedState], str]:
+    def prepare_seeds(self) -> list[SeedState]:
         """Load the data once and partition it for every seed (config errors surface before any training)."""
         try:
             dataset = self.exp.source.load()
@@ -215,7 +233,7 @@ class Runner:
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file)
             states.append(SeedState(seed, parts.to(self.device), data_key=data_key))
-        return states, data_key
+        return states
 
     def run(self) -> RunReport:
         from tqdm import tqdm
@@ -233,7 +251,7 @@ class Runner:
         except ConfigError as exc:
             raise exc.in_file(exp.file)
         (exp.output_dir / "config.resolved.json").write_text(json.dumps(info.config, indent=2))
-        states, data_key = self.prepare_seeds()
+        states = self.prepare_seeds()
         jobs = []
         skipped = 0
         for state in states:
@@ -252,9 +270,7 @@ class Runner:
             for state, entry in jobs:
                 if state.original is None:
                     bar.set_postfix_str(f"seed {state.seed}: original and gold")
-                    parts = state.partitions
-                    state.original, state.original_timing = self.train_cached(state, "original", parts["train"], state.seed, data_key)
-                    state.gold, state.gold_timing = self.train_cached(state, "gold", parts["retain"], state.seed, data_key)
+                    self.train_references(state)
                 bar.set_postfix_str(f"seed {state.seed}: {entry.label}")
                 rows = self.run_job(state, entry)
                 errors += sum(r["status"] == "error" for r in rows)
