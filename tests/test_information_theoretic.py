@@ -130,7 +130,7 @@ def test_soft_mi_has_a_gradient_that_reduces_it():
     assert unlearn.grad is not None and torch.isfinite(unlearn.grad).all() and unlearn.grad.abs().sum() > 0
     with torch.no_grad():
         stepped = unlearn - 1.0 * unlearn.grad
-    assert float(soft_mutual_information_from_logits(remain, stepped)) < float(value)
+    assert float(soft_mutual_information_from_logits(remain, stepped)) < float(value.detach())
 
 
 def test_soft_mi_rejects_mismatched_classes():
@@ -215,8 +215,9 @@ def test_lipschitz_loss_matches_a_per_sample_computation():
     model = nn.Linear(3, 2)
     x = torch.randn(4, 3)
     xp = perturb(x, 0.3, 5, torch.Generator().manual_seed(1))
-    expected = np.mean([sum(float((model(x[i]) - model(xp[n, i])).norm() / (x[i] - xp[n, i]).norm())
-                            for i in range(4)) for n in range(5)])
+    with torch.no_grad():
+        expected = np.mean([sum(float((model(x[i]) - model(xp[n, i])).norm() / (x[i] - xp[n, i]).norm())
+                                for i in range(4)) for n in range(5)])
     assert float(lipschitz_loss(model, x, xp, grad=False)) == pytest.approx(expected, rel=1e-5)
 
 
