@@ -501,3 +501,10 @@ def test_example_configs_validate():
 
     for path in ("configs/examples/mi_digit3.jsonc", "configs/examples/feature_unlearning_synthetic.jsonc"):
         assert main([path, "--validate"]) == 0
+
+
+def test_jit_refuses_graph_data():
+    parts = digits_partitions()
+    graphs = Partitions(Dataset([object()] * len(parts.dataset), parts.dataset.targets, 10), dict(parts.indices))
+    with pytest.raises(ValueError, match="tensor"):
+        JiT().unlearn(trained_mlp(), make_context(graphs))

@@ -49,7 +49,7 @@ class JiT(Unlearner):
     (1/N)·Σ_n Σ_i ‖f(x_i) − f(x'_i)‖₂ / ‖x_i − x'_i‖₂, with f(x') held fixed
     (no gradient), f the model's outputs (logits). The model stays in eval mode
     (no dropout, frozen batch-norm statistics). The N perturbations of a batch go
-    through the model in one forward pass.
+    through the model in one forward pass. Needs tensor inputs (not graphs).
 
     Defaults are the paper's full-class setting: σ 0.5, η 3e-4, N 25, batch 128
     (sub-class and random forgetting: σ 0.01, η 3e-4; the reference function's
@@ -64,6 +64,8 @@ class JiT(Unlearner):
         self.batch_size = batch_size
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        if ctx.partitions.dataset.kind != "tensor":
+            raise ValueError(f"JiT perturbs input tensors; it does not apply to {ctx.partitions.dataset.kind} data")
         optimizer = torch.optim.SGD(model.parameters(), lr=self.lr)
         model.eval()
         for x, _ in ctx.batches("forget", self.batch_size):

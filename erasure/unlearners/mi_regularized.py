@@ -111,8 +111,11 @@ class MIRegularized(Unlearner):
             unlearn = ctx.batches("forget", self.unlearn_batch_size)
             for (xr, yr), (xu, _) in zip(remain, unlearn):
                 optimizer.zero_grad(set_to_none=True)
-                logits = model(torch.cat([xr, xu]))
-                remain_logits, unlearn_logits = logits[: len(yr)], logits[len(yr):]
+                if isinstance(xr, torch.Tensor):  # one forward pass over both batches
+                    logits = model(torch.cat([xr, xu]))
+                    remain_logits, unlearn_logits = logits[: len(yr)], logits[len(yr):]
+                else:  # graph batches do not concatenate
+                    remain_logits, unlearn_logits = model(xr), model(xu)
                 loss = nn.functional.cross_entropy(remain_logits, yr)
                 loss = loss + self.gamma * soft_mutual_information_from_logits(remain_logits, unlearn_logits)
                 loss.backward()
