@@ -1,6 +1,8 @@
 """FeatureIndependence: how much of a sensitive attribute the data (as the model sees it) still carries."""
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from erasure.evaluators.accuracy import top1_accuracy
@@ -92,6 +94,8 @@ class FeatureIndependence(Evaluator):
       ``w2_between_groups_empirical``: exact W2 between the groups' test samples
       (``ot.emd2``; it keeps a finite-sample floor above 0 even for independent data).
     """
+
+    contract_config: ClassVar[dict[str, Any]] = {"forget": {"class": "FeatureForget", "parameters": {"attribute": "group"}}}
 
     def __init__(self, attribute: str | None = None):
         self.attribute = attribute

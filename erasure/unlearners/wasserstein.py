@@ -1,7 +1,7 @@
 """WassersteinBarycenter: feature unlearning on the data through Wasserstein barycenters (Xu & Strohmer)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -134,6 +134,8 @@ class WassersteinBarycenter(Unlearner):
     then reshaped back; the model's penultimate features are not used. Needs
     tensor inputs (not graphs).
     """
+
+    contract_config: ClassVar[dict[str, Any]] = {"forget": {"class": "FeatureForget", "parameters": {"attribute": "group"}}}
 
     def __init__(self, variant: Literal["gaussian", "exact"] = "gaussian", attribute: str | None = None):
         self.variant = variant
