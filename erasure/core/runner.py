@@ -99,7 +99,7 @@ class Runner:
     # ---------------------------------------------------------------- models
     def make_model(self, dataset: Dataset, init_seed: int | None = None) -> nn.Module:
         """The config's model for this data; initialised from ``init_seed`` without touching the global RNG."""
-        provided = {"input_shape": dataset.input_shape, "num_classes": dataset.num_classes}
+        provided = {**dataset.info, "input_shape": dataset.input_shape, "num_classes": dataset.num_classes}
         with allowed_imports(self.exp.imports):
             if init_seed is None:
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
@@ -108,17 +108,18 @@ class Runner:
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
     def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int,
-                     recipe: TrainingRecipe | None = None) -> tuple[nn.Module, Timing]:
+                     recipe: TrainingRecipe | None = None, partitions: Partitions | None = None) -> tuple[nn.Module, Timing]:
         """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
 
         Initialisation and shuffling derive from ``seed`` alone, so the same
         (tag, data, index, seed, recipe) gives the same model in any run.
         """
-        parts = state.partitions
+        parts = partitions or state.partitions
         recipe = recipe or self.exp.recipe
+        graph = {"graph": index_hash(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
         key = content_key(
             kind=tag, data=state.data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
-            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__,
+            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph,
         )
 
         def train(model: nn.Module) -> Timing:
@@ -136,9 +137,10 @@ class Runner:
         return model, timing
 
     def train_references(self, state: SeedState) -> None:
-        """The original (on train) and gold (retrained on retain) models of a seed."""
+        """The original (on train, over the data before the forget request) and gold (retrained on retain) models."""
         parts = state.partitions
-        state.original, state.original_timing = self.train_cached(state, "original", parts["train"], state.seed)
+        state.original, state.original_timing = self.train_cached(state, "original", parts["train"], state.seed,
+                                                                  partitions=parts.before_forget())
         state.gold, state.gold_timing = self.train_cached(state, "gold", parts["retain"], state.seed)
 
     # ------------------------------------------------------------------ jobs
@@ -195,7 +197,6 @@ class Runner:
         wall = timing.wall_seconds
         rows = [self._row(state.seed, entry.label, params, m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
         outcome = self.make_outcome(state, entry.label, entry.unlearner, model, ctx, timing)
-        job_seed = ctx.seed
         for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
             name = type(evaluator).__name__
             missing = [m for m in evaluator.requires if m not in outcome.metrics]
@@ -204,10 +205,7 @@ class Runner:
                                       error=f"needs metrics {', '.join(missing)}, which no listed evaluator produced"))
                 continue
             try:
-                with torch.random.fork_rng(devices=[]):
-                    seed_everything(derive_seed(job_seed, name))
-                    metrics = evaluator.evaluate(outcome)
-                metrics = {k: float(v) for k, v in metrics.items()}
+                metrics = self.evaluate(outcome, evaluator)
             except Exception as exc:
                 log.debug("evaluator %s failed on %s", name, entry.label, exc_info=True)
                 rows.append(self._row(state.seed, entry.label, params, name, status="error", error=_describe(exc), wall=wall))
@@ -215,6 +213,13 @@ class Runner:
             outcome.metrics.update(metrics)
             rows += [self._row(state.seed, entry.label, params, k, v, wall=wall) for k, v in metrics.items()]
         return rows
+
+    def evaluate(self, outcome: Outcome, evaluator: Any) -> dict[str, float]:
+        """Run one evaluator with its own seed (from the job's seed and its class name)."""
+        with torch.random.fork_rng(devices=[]):
+            seed_everything(derive_seed(outcome.context.seed, type(evaluator).__name__))
+            metrics = evaluator.evaluate(outcome)
+        return {str(k): float(v) for k, v in metrics.items()}
 
     # ------------------------------------------------------------------- run
     def prepare_seeds(self) -> list[SeedState]:
