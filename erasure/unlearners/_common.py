@@ -99,6 +99,7 @@ def fit_on_tensors(
 def finetune_layers(model: nn.Module, ctx: UnlearningContext, layers: list[nn.Module], epochs: int,
                     optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer], batch_size: int) -> nn.Module:
     """Train only ``layers`` on D_r with cross-entropy; everything else keeps its weights and statistics."""
+    flags = [p.requires_grad for p in model.parameters()]
     trainable = freeze_all_but(model, layers)
     optimizer = optimizer_factory(trainable)
     for _ in range(epochs):
@@ -107,6 +108,6 @@ def finetune_layers(model: nn.Module, ctx: UnlearningContext, layers: list[nn.Mo
             optimizer.zero_grad(set_to_none=True)
             nn.functional.cross_entropy(model(x), y).backward()
             optimizer.step()
-    for p in model.parameters():
-        p.requires_grad_(True)
+    for p, flag in zip(model.parameters(), flags):
+        p.requires_grad_(flag)
     return model.eval()

@@ -57,7 +57,8 @@ class FisherForgetting(Unlearner):
     authors' code: the head's variance is clamped at ``max_variance``/10, weight variances are
     averaged over each output unit's inputs, and the head and 1-d parameters (biases, norms) get
     10× the variance. For class forgetting (when ``zero_forgotten_classes``), the head rows of
-    the forgotten classes are set to 0 with variance 1e-4, as in the authors' code.
+    the forgotten classes are set to 0 with variance 1e-4 (×10, like the rest of the head), as in the
+    authors' code.
 
     Defaults: ``alpha`` 1e-6 (the paper's range is 1e-6..1e-8), ``max_variance`` 1e3;
     ``batch_size`` None uses the original recipe's. The variance scales linearly with ``alpha``.
@@ -96,7 +97,7 @@ class FisherForgetting(Unlearner):
                 mean, var = p.detach().clone(), variances[name]
                 if forgotten is not None and name in head_params and p.shape[0] == ctx.num_classes:
                     mean[forgotten] = 0.0
-                    var[forgotten] = 1e-4
+                    var[forgotten] = 1e-4 * 10  # the authors set 1e-4, then scale the head's variance by 10
                 noise = torch.randn(p.shape, generator=ctx.generator).to(p.device, p.dtype)
                 p.copy_(mean + var.sqrt() * noise)
         return model.eval()
