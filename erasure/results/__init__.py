@@ -1,0 +1,1 @@
+"""Result rows, writers (CSV, Weights & Biases) and summaries over seeds."""
