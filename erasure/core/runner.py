@@ -107,6 +107,52 @@ class Runner:
                 torch.manual_seed(init_seed)
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
+    def _model_key(self, tag: str, index: Tensor, seed: int, data_key: str, recipe: TrainingRecipe, **extra: Any) -> str:
+        return content_key(
+            kind=tag, data=data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
+            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **extra,
+        )
+
+    def unlearn_cached(self, state: SeedState, entry: Any, seed: int) -> nn.Module:
+        """Repeat ``entry``'s unlearning on an original trained with another ``seed``, through the cache.
+
+        The original and gold for ``seed`` come from :meth:`train_cached`; the
+        job context is built as for a real job with that seed, so evaluators
+        that need many unlearned models (ForgettingQuality, ULiRA) get
+        independent samples. Cached under the original's key plus the
+        unlearner's class and parameters.
+        """
+        parts = state.partitions
+        original, _ = self.train_cached(state, "original", parts["train"], seed, state.data_key)
+        params = json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)
+        key = self._model_key("unlearned", parts["train"], seed, state.data_key, self.exp.recipe,
+                              unlearner=type(entry.unlearner).__name__, parameters=params,
+                              forget=index_hash(parts["forget"]))
+
+        def unlearn(model: nn.Module) -> Timing:
+            with torch.random.fork_rng(devices=[]):
+                ctx = self._context(state, derive_seed(seed, entry.label), lambda: self.train_cached(
+                    state, "gold", parts["retain"], seed, state.data_key))
+                with measure(self.device) as timing:
+                    result = entry.unlearner.unlearn(model, ctx)
+            if result is not model:
+                model.load_state_dict(result.state_dict())
+            return timing
+
+        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
+                                              {"kind": "unlearned", "seed": seed, "unlearner": entry.label})
+        return model
+
+    def _context(self, state: SeedState, job_seed: int, gold_provider: Callable, log_fn: Callable | None = None) -> UnlearningContext:
+        parts = state.partitions
+        generator = seed_everything(job_seed)
+        return UnlearningContext(
+            partitions=parts, device=self.device, num_classes=parts.dataset.num_classes, recipe=self.exp.recipe,
+            seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
+            new_model=lambda: self.make_model(parts.dataset), gold_provider=gold_provider,
+            log_fn=log_fn or (lambda step, metrics: None),
+        )
+
     def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, data_key: str,
                      recipe: TrainingRecipe | None = None) -> tuple[nn.Module, Timing]:
         """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
@@ -116,10 +162,7 @@ class Runner:
         """
         parts = state.partitions
         recipe = recipe or self.exp.recipe
-        key = content_key(
-            kind=tag, data=data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
-            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__,
-        )
+        key = self._model_key(tag, index, seed, data_key, recipe)
 
         def train(model: nn.Module) -> Timing:
             with torch.random.fork_rng(devices=[]):
@@ -149,16 +192,10 @@ class Runner:
         params = json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)
         rows: list[dict[str, Any]] = []
         job_seed = derive_seed(state.seed, entry.label)
-        generator = seed_everything(job_seed)
         parts = state.partitions
         trajectory: list[tuple[int, str, float]] = []
-        ctx = UnlearningContext(
-            partitions=parts, device=self.device, num_classes=parts.dataset.num_classes, recipe=self.exp.recipe,
-            seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
-            new_model=lambda: self.make_model(parts.dataset),
-            gold_provider=lambda: (state.gold, state.gold_timing),
-            log_fn=lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()),
-        )
+        ctx = self._context(state, job_seed, lambda: (state.gold, state.gold_timing),
+                            lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()))
         model = copy.deepcopy(state.original)
         try:
             with measure(self.device) as timing:
@@ -177,6 +214,7 @@ class Runner:
             unlearner=entry.label, device=self.device, context=ctx, shared_memo=state.shared_memo,
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, state.data_key, recipe)[0],
             unlearner_object=entry.unlearner,
+            unlearn_reference=lambda seed: self.unlearn_cached(state, entry, seed),
         )
         for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
             name = type(evaluator).__name__
