@@ -6,7 +6,7 @@ on it (``outcome.unlearn_reference``) and trains a gold model with the same
 seed (``outcome.train_reference``). Every model goes through the on-disk model
 cache, and each replica's per-example scores are memoised on the outcome, so a
 second evaluator of the same job, or of another unlearner of the same seed
-(for the gold replicas), or a rerun, pays nothing.
+(for the retrained replicas), or a rerun, pays nothing.
 
 Cost: N original trainings + N gold trainings (shared by every unlearner of a
 seed and across reruns) + N unlearnings (per unlearner). On the digits MLP
@@ -43,8 +43,10 @@ class ReplicaScores:
     retrained_accuracy: dict[str, float]
 
 
-def replica_seed(seed: int, i: int) -> int:
-    return derive_seed(seed, "replica", str(i))
+def replica_seed(seed: int, which: str, i: int) -> int:
+    """Unlearned and retrained replicas use disjoint seeds, so GoldModel's own row shows the
+    estimator's floor for two independent samples of one distribution rather than a trivial 1."""
+    return derive_seed(seed, "replica", which, str(i))
 
 
 def _scores(model: torch.nn.Module, outcome: Outcome, which: str) -> tuple[np.ndarray, dict[str, float]]:
@@ -61,8 +63,8 @@ def replica_scores(outcome: Outcome, num_models: int) -> ReplicaScores:
         raise RuntimeError("per-example attacks need the runner's train_reference and unlearn_reference hooks")
     rows: dict[str, list] = {"unlearned": [], "retrained": []}
     for i in range(num_models):
-        seed = replica_seed(outcome.seed, i)
         for which, memo in (("unlearned", outcome.memo), ("retrained", outcome.shared_memo)):
+            seed = replica_seed(outcome.seed, which, i)
             key = ("replica", which, seed)
             if key not in memo:
                 if which == "unlearned":
