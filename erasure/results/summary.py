@@ -60,6 +60,8 @@ def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE) -> lis
     grouped = final_values(rows)
     out = []
     for (unlearner, metric), by_seed in grouped.items():
+        if not by_seed:  # only non-finite values (e.g. a ratio with a zero denominator)
+            continue
         mean, std, low, high, n = mean_ci(by_seed.values())
         record = {"unlearner": unlearner, "metric": metric, "mean": mean, "std": std,
                   "ci95_low": low, "ci95_high": high, "n": n, "reference": reference,
