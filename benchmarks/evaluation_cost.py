@@ -28,8 +28,7 @@ import torch  # noqa: E402
 from erasure.core.config import load_experiment  # noqa: E402
 from erasure.core.factory import build  # noqa: E402
 from erasure.core.runner import Runner  # noqa: E402
-from erasure.core.seeding import derive_seed, seed_everything  # noqa: E402
-from erasure.evaluators.base import Outcome  # noqa: E402
+from erasure.core.seeding import seed_everything  # noqa: E402
 
 EVALUATORS = ["Accuracy", "RunTime", "UMIA", "EntropyMIA", "MIAEfficacy", "GoldDistance", "ZRF", "RelearnTime",
               "Scores", "ForgettingQuality", "ULiRA"]
@@ -45,25 +44,22 @@ def main(argv: list[str] | None = None) -> int:
     cache = tempfile.mkdtemp(prefix="erasure-evalcost-")
     exp = load_experiment(args.config, overrides=["seeds=[0]", f'cache.dir="{cache}"'])
     runner = Runner(exp, progress=False, out=lambda s: None)
-    states, data_key = runner.prepare_seeds()
-    state = states[0]
+    state = runner.prepare_seeds()[0]
     parts = state.partitions
-    state.original, state.original_timing = runner.train_cached(state, "original", parts["train"], 0, data_key)
-    state.gold, state.gold_timing = runner.train_cached(state, "gold", parts["retain"], 0, data_key)
+    runner.train_references(state)
     entry = next(e for e in exp.unlearners if e.label == args.unlearner)
 
-    ctx = runner._context(state, derive_seed(0, entry.label), lambda: (state.gold, state.gold_timing))
+    ctx = runner.make_context(state, entry.label)
     t0 = time.perf_counter()
     model = entry.unlearner.unlearn(copy.deepcopy(state.original), ctx)
     unlearn_s = time.perf_counter() - t0
     timing = copy.copy(state.gold_timing)
 
     def outcome(metrics: dict) -> Outcome:
-        return Outcome(model=model, original=state.original, gold=state.gold, partitions=parts,
-                       reference_partitions=parts, timing=timing, gold_timing=state.gold_timing, seed=0,
-                       unlearner=entry.label, device=runner.device, context=ctx, metrics=dict(metrics),
-                       train_reference=lambda tag, index, seed, recipe=None: runner.train_cached(state, tag, index, seed, data_key, recipe)[0],
-                       unlearner_object=entry.unlearner, unlearn_reference=lambda seed: runner.unlearn_cached(state, entry, seed))
+        o = runner.make_outcome(state, entry.label, entry.unlearner, model, ctx, timing)
+        o.shared_memo = {}  # nothing memoised by an earlier evaluator
+        o.metrics.update(metrics)
+        return o
 
     def spec(name: str) -> dict:
         params = {"num_models": args.num_models} if name in ("ForgettingQuality", "ULiRA") else {}

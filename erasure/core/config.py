@@ -97,6 +97,10 @@ def apply_override(config: dict[str, Any], assignment: str) -> None:
         walked = join_path(walked, token)
 
 
+JSON_TYPES = {"array": "a list", "object": "an object", "string": "a string", "integer": "an integer",
+              "number": "a number", "boolean": "a boolean", "null": "null"}
+
+
 def _schema_path(error: Any) -> str:
     path = ""
     for part in error.absolute_path:
@@ -125,15 +129,17 @@ def validate_structure(config: dict[str, Any]) -> None:
                           join_path(path, key))
     if error.validator == "required":
         raise ConfigError(f"missing required key: {error.message}", path)
-    expected = {
-        "type": f"expected {error.validator_value if isinstance(error.validator_value, str) else ' or '.join(error.validator_value)}",
-        "minimum": f"expected a value >= {error.validator_value}",
-        "exclusiveMinimum": f"expected a value > {error.validator_value}",
-        "exclusiveMaximum": f"expected a value < {error.validator_value}",
-        "minItems": f"expected at least {error.validator_value} item(s)",
-        "uniqueItems": "expected distinct items",
-        "pattern": f"expected a string matching {error.validator_value}",
-    }.get(error.validator)
+    value = error.validator_value
+    wording = {
+        "type": lambda: "expected " + " or ".join(JSON_TYPES.get(v, v) for v in ([value] if isinstance(value, str) else value)),
+        "minimum": lambda: f"expected a value >= {value}",
+        "exclusiveMinimum": lambda: f"expected a value > {value}",
+        "exclusiveMaximum": lambda: f"expected a value < {value}",
+        "minItems": lambda: f"expected at least {value} item(s)",
+        "uniqueItems": lambda: "expected distinct items",
+        "pattern": lambda: f"expected a string matching {value}",
+    }
+    expected = wording[error.validator]() if error.validator in wording else None
     given = json.dumps(error.instance)[:60]
     message = f"{expected}, got {given}" if expected else error.message
     raise ConfigError(message, path or "(top level)")

@@ -35,6 +35,10 @@ class Component:
     """
 
     kind: ClassVar[str] = ""
+    #: How the contract test (tests/test_contract.py) exercises this class: "parameters"
+    #: (small but valid settings, e.g. few shadow models) and optionally "forget" (a forget
+    #: spec, e.g. {"class": "FeatureForget", "parameters": {"attribute": "group"}}).
+    contract_config: ClassVar[dict[str, Any]] = {}
 
     def __init_subclass__(cls, kind: str | None = None, register: bool = True, **kwargs: Any):
         super().__init_subclass__(**kwargs)

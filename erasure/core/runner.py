@@ -99,7 +99,7 @@ class Runner:
     # ---------------------------------------------------------------- models
     def make_model(self, dataset: Dataset, init_seed: int | None = None) -> nn.Module:
         """The config's model for this data; initialised from ``init_seed`` without touching the global RNG."""
-        provided = {"input_shape": dataset.input_shape, "num_classes": dataset.num_classes}
+        provided = {**dataset.info, "input_shape": dataset.input_shape, "num_classes": dataset.num_classes}
         with allowed_imports(self.exp.imports):
             if init_seed is None:
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
@@ -107,62 +107,20 @@ class Runner:
                 torch.manual_seed(init_seed)
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
-    def _model_key(self, tag: str, index: Tensor, seed: int, data_key: str, recipe: TrainingRecipe, **extra: Any) -> str:
-        return content_key(
-            kind=tag, data=data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
-            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **extra,
-        )
-
-    def unlearn_cached(self, state: SeedState, entry: Any, seed: int) -> nn.Module:
-        """Repeat ``entry``'s unlearning on an original trained with another ``seed``, through the cache.
-
-        The original and gold for ``seed`` come from :meth:`train_cached`; the
-        job context is built as for a real job with that seed, so evaluators
-        that need many unlearned models (ForgettingQuality, ULiRA) get
-        independent samples. Cached under the original's key plus the
-        unlearner's class and parameters.
-        """
-        parts = state.partitions
-        original, _ = self.train_cached(state, "original", parts["train"], seed, state.data_key)
-        params = json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)
-        key = self._model_key("unlearned", parts["train"], seed, state.data_key, self.exp.recipe,
-                              unlearner=type(entry.unlearner).__name__, parameters=params,
-                              forget=index_hash(parts["forget"]))
-
-        def unlearn(model: nn.Module) -> Timing:
-            with torch.random.fork_rng(devices=[]):
-                ctx = self._context(state, derive_seed(seed, entry.label), lambda: self.train_cached(
-                    state, "gold", parts["retain"], seed, state.data_key))
-                with measure(self.device) as timing:
-                    result = entry.unlearner.unlearn(model, ctx)
-            if result is not model:
-                model.load_state_dict(result.state_dict())
-            return timing
-
-        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
-                                              {"kind": "unlearned", "seed": seed, "unlearner": entry.label})
-        return model
-
-    def _context(self, state: SeedState, job_seed: int, gold_provider: Callable, log_fn: Callable | None = None) -> UnlearningContext:
-        parts = state.partitions
-        generator = seed_everything(job_seed)
-        return UnlearningContext(
-            partitions=parts, device=self.device, num_classes=parts.dataset.num_classes, recipe=self.exp.recipe,
-            seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
-            new_model=lambda: self.make_model(parts.dataset), gold_provider=gold_provider,
-            log_fn=log_fn or (lambda step, metrics: None),
-        )
-
-    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, data_key: str,
-                     recipe: TrainingRecipe | None = None) -> tuple[nn.Module, Timing]:
+    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int,
+                     recipe: TrainingRecipe | None = None, partitions: Partitions | None = None) -> tuple[nn.Module, Timing]:
         """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
 
         Initialisation and shuffling derive from ``seed`` alone, so the same
         (tag, data, index, seed, recipe) gives the same model in any run.
         """
-        parts = state.partitions
+        parts = partitions or state.partitions
         recipe = recipe or self.exp.recipe
-        key = self._model_key(tag, index, seed, data_key, recipe)
+        graph = {"graph": index_hash(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
+        key = content_key(
+            kind=tag, data=state.data_key, source=self.exp.config["data"]["source"], split=index_hash(index),
+            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph,
+        )
 
         def train(model: nn.Module) -> Timing:
             with torch.random.fork_rng(devices=[]):
@@ -178,6 +136,13 @@ class Runner:
         log.info("%s model (seed %d) %s (%.1fs to train)", tag, seed, "loaded from cache" if hit else "trained", timing.wall_seconds)
         return model, timing
 
+    def train_references(self, state: SeedState) -> None:
+        """The original (on train, over the data before the forget request) and gold (retrained on retain) models."""
+        parts = state.partitions
+        state.original, state.original_timing = self.train_cached(state, "original", parts["train"], state.seed,
+                                                                  partitions=parts.before_forget())
+        state.gold, state.gold_timing = self.train_cached(state, "gold", parts["retain"], state.seed)
+
     # ------------------------------------------------------------------ jobs
     def _row(self, seed: int, label: str, params: str, metric: str, value: Any = None, *, status: str = "ok",
              error: str = "", step: int | None = None, wall: float | None = None) -> dict[str, Any]:
@@ -187,15 +152,72 @@ class Runner:
             "status": status, "error": error, "wall_seconds": wall, "versions": versions(), "device": str(self.device),
         }
 
+    def make_context(self, state: SeedState, label: str, seed: int | None = None,
+                     gold_provider: Callable[[], tuple[nn.Module, Timing]] | None = None) -> UnlearningContext:
+        """Reseed from (seed, label) and build the context an unlearner runs in (``seed`` and
+        ``gold_provider`` default to the state's; other ones serve repeated unlearning)."""
+        job_seed = derive_seed(state.seed if seed is None else seed, label)
+        generator = seed_everything(job_seed)
+        parts = state.partitions
+        trajectory: list[tuple[int, str, float]] = []
+        ctx = UnlearningContext(
+            partitions=parts, device=self.device, num_classes=parts.dataset.num_classes, recipe=self.exp.recipe,
+            seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
+            new_model=lambda: self.make_model(parts.dataset),
+            gold_provider=gold_provider or (lambda: (state.gold, state.gold_timing)),
+            log_fn=lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()),
+        )
+        ctx.extras["trajectory"] = trajectory
+        return ctx
+
+    def make_outcome(self, state: SeedState, label: str, unlearner: Any, model: nn.Module, ctx: UnlearningContext,
+                     timing: Timing) -> Outcome:
+        """What evaluators see of one finished ``unlearn`` call."""
+        return Outcome(
+            model=model, original=state.original, gold=state.gold,
+            partitions=ctx.evaluation_partitions or state.partitions, reference_partitions=state.partitions,
+            timing=timing, gold_timing=state.gold_timing, seed=state.seed, unlearner=label, device=self.device,
+            context=ctx, shared_memo=state.shared_memo,
+            train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
+            unlearner_object=unlearner,
+            unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed),
+        )
+
+    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int) -> nn.Module:
+        """The same unlearner applied to an original trained with another ``seed``, through the cache.
+
+        The original and gold for ``seed`` come from :meth:`train_cached` and the context is built
+        as for a job of that seed, so per-example attacks (ForgettingQuality, ULiRA) get independent
+        samples of "unlearned". Keyed by that original's ingredients, the forget set and the
+        unlearner's class and parameters.
+        """
+        parts = state.partitions
+        original, _ = self.train_cached(state, "original", parts["train"], seed, partitions=parts.before_forget())
+        key = content_key(
+            kind="unlearned", data=state.data_key, source=self.exp.config["data"]["source"],
+            split=index_hash(parts["train"]), forget=index_hash(parts["forget"]), model=self.exp.model_spec,
+            training=self.exp.recipe.as_dict(), seed=seed, version=__version__, unlearner=type(unlearner).__name__,
+            parameters=json.dumps(unlearner.get_params(), sort_keys=True, default=str),
+        )
+
+        def unlearn(model: nn.Module) -> Timing:
+            gold = lambda: self.train_cached(state, "gold", parts["retain"], seed)  # noqa: E731
+            with torch.random.fork_rng(devices=[]):
+                ctx = self.make_context(state, label, seed, gold)
+                with measure(self.device) as timing:
+                    result = unlearner.unlearn(model, ctx)
+            if result is not model:
+                model.load_state_dict(result.state_dict())
+            return timing
+
+        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
+                                              {"kind": "unlearned", "seed": seed, "unlearner": label})
+        return model
+
     def run_job(self, state: SeedState, entry: Any) -> list[dict[str, Any]]:
         """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure."""
         params = json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)
-        rows: list[dict[str, Any]] = []
-        job_seed = derive_seed(state.seed, entry.label)
-        parts = state.partitions
-        trajectory: list[tuple[int, str, float]] = []
-        ctx = self._context(state, job_seed, lambda: (state.gold, state.gold_timing),
-                            lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()))
+        ctx = self.make_context(state, entry.label)
         model = copy.deepcopy(state.original)
         try:
             with measure(self.device) as timing:
@@ -207,15 +229,8 @@ class Runner:
             return [self._row(state.seed, entry.label, params, "unlearn", status="error", error=_describe(exc))]
         timing = ctx.timing_override or timing
         wall = timing.wall_seconds
-        rows += [self._row(state.seed, entry.label, params, m, v, step=s, wall=wall) for s, m, v in trajectory]
-        outcome = Outcome(
-            model=model, original=state.original, gold=state.gold, partitions=ctx.evaluation_partitions or parts,
-            reference_partitions=parts, timing=timing, gold_timing=state.gold_timing, seed=state.seed,
-            unlearner=entry.label, device=self.device, context=ctx, shared_memo=state.shared_memo,
-            train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, state.data_key, recipe)[0],
-            unlearner_object=entry.unlearner,
-            unlearn_reference=lambda seed: self.unlearn_cached(state, entry, seed),
-        )
+        rows = [self._row(state.seed, entry.label, params, m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
+        outcome = self.make_outcome(state, entry.label, entry.unlearner, model, ctx, timing)
         for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
             name = type(evaluator).__name__
             missing = [m for m in evaluator.requires if m not in outcome.metrics]
@@ -224,10 +239,7 @@ class Runner:
                                       error=f"needs metrics {', '.join(missing)}, which no listed evaluator produced"))
                 continue
             try:
-                with torch.random.fork_rng(devices=[]):
-                    seed_everything(derive_seed(job_seed, name))
-                    metrics = evaluator.evaluate(outcome)
-                metrics = {k: float(v) for k, v in metrics.items()}
+                metrics = self.evaluate(outcome, evaluator)
             except Exception as exc:
                 log.debug("evaluator %s failed on %s", name, entry.label, exc_info=True)
                 rows.append(self._row(state.seed, entry.label, params, name, status="error", error=_describe(exc), wall=wall))
@@ -236,8 +248,15 @@ class Runner:
             rows += [self._row(state.seed, entry.label, params, k, v, wall=wall) for k, v in metrics.items()]
         return rows
 
+    def evaluate(self, outcome: Outcome, evaluator: Any) -> dict[str, float]:
+        """Run one evaluator with its own seed (from the job's seed and its class name)."""
+        with torch.random.fork_rng(devices=[]):
+            seed_everything(derive_seed(outcome.context.seed, type(evaluator).__name__))
+            metrics = evaluator.evaluate(outcome)
+        return {str(k): float(v) for k, v in metrics.items()}
+
     # ------------------------------------------------------------------- run
-    def prepare_seeds(self) -> tuple[list[SeedState], str]:
+    def prepare_seeds(self) -> list[SeedState]:
         """Load the data once and partition it for every seed (config errors surface before any training)."""
         try:
             dataset = self.exp.source.load()
@@ -253,7 +272,7 @@ class Runner:
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file)
             states.append(SeedState(seed, parts.to(self.device), data_key=data_key))
-        return states, data_key
+        return states
 
     def run(self) -> RunReport:
         from tqdm import tqdm
@@ -271,7 +290,7 @@ class Runner:
         except ConfigError as exc:
             raise exc.in_file(exp.file)
         (exp.output_dir / "config.resolved.json").write_text(json.dumps(info.config, indent=2))
-        states, data_key = self.prepare_seeds()
+        states = self.prepare_seeds()
         jobs = []
         skipped = 0
         for state in states:
@@ -290,9 +309,7 @@ class Runner:
             for state, entry in jobs:
                 if state.original is None:
                     bar.set_postfix_str(f"seed {state.seed}: original and gold")
-                    parts = state.partitions
-                    state.original, state.original_timing = self.train_cached(state, "original", parts["train"], state.seed, data_key)
-                    state.gold, state.gold_timing = self.train_cached(state, "gold", parts["retain"], state.seed, data_key)
+                    self.train_references(state)
                 bar.set_postfix_str(f"seed {state.seed}: {entry.label}")
                 rows = self.run_job(state, entry)
                 errors += sum(r["status"] == "error" for r in rows)

@@ -5,7 +5,10 @@ A dataset is N samples addressable by index. ``inputs`` is one of
 * a tensor ``(N, ...)``: images ``(N, C, H, W)``, tabular rows ``(N, D)``, or
   token ids ``(N, L)`` (``long``, padded with 0);
 * a ``torch_geometric.data.Data`` graph whose nodes are the samples;
-* a list of N graphs (graph classification).
+* a list of N graphs (graph classification);
+* a :class:`LazyInputs` (a map-style ``torch.utils.data.Dataset`` of images too
+  large to hold as one tensor), batched through a ``DataLoader`` with workers
+  and pinned memory.
 
 :meth:`Dataset.take` turns a tensor of indices into the model's input for those
 samples, so training and evaluation loops are the same for every kind.
@@ -13,8 +16,8 @@ samples, so training and evaluation loops are the same for every kind.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
@@ -33,6 +36,57 @@ class NodeBatch:
         return NodeBatch(self.graph.to(device), self.index.to(device))
 
 
+class LazyInputs:
+    """Inputs read on demand from a map-style dataset whose item ``i`` is sample ``i``'s input.
+
+    ``base[i]`` may return the input or an ``(input, label)`` pair (the label is
+    ignored: targets live in :class:`Dataset`). Batches go through a
+    ``DataLoader`` with ``num_workers`` workers, pinned memory on CUDA and
+    non-blocking copies, in the order of the index given.
+    """
+
+    def __init__(self, base: Any, num_workers: int = 2, description: str = "") -> None:
+        self.base = base
+        self.num_workers = num_workers
+        self.description = description or type(base).__name__
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def item(self, i: int) -> Tensor:
+        value = self.base[i]
+        return value[0] if isinstance(value, (tuple, list)) else value
+
+    def take(self, index: Tensor) -> Tensor:
+        return torch.stack([self.item(i) for i in index.tolist()])
+
+    def batches(self, index: Tensor, batch_size: int, device: torch.device, drop_last: bool = False) -> Iterator[tuple[Tensor, Tensor]]:
+        """``(inputs on device, positions in index)`` per batch, loaded by DataLoader workers."""
+        from torch.utils.data import DataLoader
+
+        positions = torch.arange(len(index))
+        chunks = [c for c in positions.split(batch_size) if not (drop_last and len(c) < batch_size)]
+        order = index.cpu().tolist()
+        loader = DataLoader(
+            _Items(self), batch_sampler=[[order[p] for p in c.tolist()] for c in chunks],
+            num_workers=self.num_workers, pin_memory=device.type == "cuda",
+            persistent_workers=False,
+        )
+        for chunk, x in zip(chunks, loader):
+            yield x.to(device, non_blocking=True), chunk
+
+
+class _Items(torch.utils.data.Dataset):
+    def __init__(self, lazy: LazyInputs) -> None:
+        self.lazy = lazy
+
+    def __len__(self) -> int:
+        return len(self.lazy)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.lazy.item(i)
+
+
 @dataclass
 class Dataset:
     """N samples with class labels, optional per-sample attributes and official splits."""
@@ -43,10 +97,11 @@ class Dataset:
     attributes: dict[str, Tensor] = field(default_factory=dict)
     splits: dict[str, Tensor] = field(default_factory=dict)
     name: str = "dataset"
+    info: dict[str, Any] = field(default_factory=dict)  # facts a model may need, e.g. vocab_size
 
     def __post_init__(self) -> None:
         n = len(self.targets)
-        if self.kind == "tensor" and len(self.inputs) != n:
+        if self.kind in ("tensor", "lazy") and len(self.inputs) != n:
             raise ValueError(f"{self.name}: {len(self.inputs)} inputs but {n} targets")
         for key, values in self.attributes.items():
             if len(values) != n:
@@ -57,9 +112,11 @@ class Dataset:
 
     @property
     def kind(self) -> str:
-        """``tensor``, ``node_graph`` or ``graph_list``."""
+        """``tensor``, ``lazy``, ``node_graph`` or ``graph_list``."""
         if isinstance(self.inputs, Tensor):
             return "tensor"
+        if isinstance(self.inputs, LazyInputs):
+            return "lazy"
         if isinstance(self.inputs, (list, tuple)):
             return "graph_list"
         return "node_graph"
@@ -69,6 +126,8 @@ class Dataset:
         """Shape of one sample (features per node for graphs)."""
         if self.kind == "tensor":
             return tuple(self.inputs.shape[1:])
+        if self.kind == "lazy":
+            return tuple(self.inputs.item(0).shape)
         graph = self.inputs[0] if self.kind == "graph_list" else self.inputs
         return (int(graph.num_node_features),)
 
@@ -80,6 +139,8 @@ class Dataset:
         """Model input for the samples at ``index``."""
         if self.kind == "tensor":
             return self.inputs[index]
+        if self.kind == "lazy":
+            return self.inputs.take(index).to(self.device)
         if self.kind == "node_graph":
             return NodeBatch(self.inputs, index)
         from torch_geometric.data import Batch
@@ -87,8 +148,8 @@ class Dataset:
         return Batch.from_data_list([self.inputs[i] for i in index.tolist()]).to(self.device)
 
     def to(self, device: torch.device | str) -> "Dataset":
-        """A copy whose tensors live on ``device`` (graph lists move per batch)."""
-        inputs = self.inputs if self.kind == "graph_list" else self.inputs.to(device)
+        """A copy whose tensors live on ``device`` (graph lists and lazy inputs move per batch)."""
+        inputs = self.inputs if self.kind in ("graph_list", "lazy") else self.inputs.to(device)
         return Dataset(
             inputs=inputs,
             targets=self.targets.to(device),
@@ -96,7 +157,24 @@ class Dataset:
             attributes={k: v.to(device) for k, v in self.attributes.items()},
             splits={k: v.to(device) for k, v in self.splits.items()},
             name=self.name,
+            info=dict(self.info),
         )
+
+    def without_edges_of(self, nodes: Tensor) -> "Dataset":
+        """For a node graph: the same dataset with every edge incident to ``nodes`` removed.
+
+        The nodes stay (isolated) so indices are unchanged. This is what forgetting
+        nodes means here: their labels leave the training set and their edges leave the graph.
+        """
+        graph = self.inputs.clone()
+        edges = graph.edge_index
+        gone = torch.isin(edges, nodes.to(edges.device)).any(0)
+        graph.edge_index = edges[:, ~gone]
+        for key in ("edge_attr", "edge_weight"):
+            value = getattr(graph, key, None)
+            if value is not None:
+                setattr(graph, key, value[~gone])
+        return replace(self, inputs=graph)
 
     def fingerprint(self) -> str:
         """Content hash of inputs, targets, attributes and official splits (for cache keys)."""
@@ -105,6 +183,8 @@ class Dataset:
         tensors = [self.targets, *self.attributes.values(), *self.splits.values()]
         if self.kind == "tensor":
             tensors.insert(0, self.inputs)
+        elif self.kind == "lazy":  # files are not re-read: their description and size stand for them
+            digest.update(f"{self.inputs.description}|{len(self.inputs)}".encode())
         elif self.kind == "node_graph":
             tensors += [v for v in (self.inputs.x, self.inputs.edge_index) if v is not None]
         else:
@@ -115,6 +195,8 @@ class Dataset:
             digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
         for key in sorted(self.attributes):
             digest.update(key.encode())
+        if self.info:
+            digest.update(repr(sorted(self.info.items())).encode())
         return digest.hexdigest()[:16]
 
 

@@ -3,7 +3,13 @@
 :class:`Partitions` holds index tensors into one :class:`Dataset`:
 ``train``, ``test``, ``forget``, ``retain`` (= train − forget) and, for class
 and group forgetting, ``forget_test`` / ``retain_test``. Data that fits lives
-on the device and a batch is one fancy-index, with no per-sample Python.
+on the device and a batch is one fancy-index, with no per-sample Python; lazy
+image sets are batched by a ``DataLoader`` (see :class:`~erasure.data.dataset.LazyInputs`).
+
+Node graphs: forgetting nodes removes their edges. ``Partitions.dataset`` is the
+graph after the request (edges incident to a forget node removed, the nodes
+kept isolated) that gold, unlearners and evaluators use; the original model
+trains on :meth:`Partitions.before_forget`, the graph as it was.
 """
 from __future__ import annotations
 
@@ -71,6 +77,11 @@ class Partitions:
         if shuffle:
             order = torch.randperm(len(index), generator=generator).to(index.device)
             index = index[order]
+        if self.dataset.kind == "lazy":
+            targets = self.dataset.targets
+            for x, positions in self.dataset.inputs.batches(index, batch_size, targets.device, drop_last):
+                yield x, targets[index[positions.to(index.device)]]
+            return
         stop = len(index) - (len(index) % batch_size if drop_last else 0)
         for start in range(0, stop, batch_size):
             chunk = index[start : start + batch_size]
@@ -81,8 +92,12 @@ class Partitions:
             self.dataset.to(device),
             {k: v.to(device) for k, v in self.indices.items()},
             self.forget_spec,
-            dict(self.extras),
+            {k: v.to(device) if isinstance(v, Dataset) else v for k, v in self.extras.items()},
         )
+
+    def before_forget(self) -> "Partitions":
+        """The partitions over the data as it was before the forget request (differs for node graphs only)."""
+        return self.with_dataset(self.extras.get("before_forget", self.dataset))
 
     def with_dataset(self, dataset: Dataset) -> "Partitions":
         """The same index sets over another view of the data (e.g. transformed features)."""
@@ -130,4 +145,6 @@ def make_partitions(
     if forget_test is not None:
         indices["forget_test"] = forget_test.long()
         indices["retain_test"] = test[~torch.isin(test, forget_test)]
+    if dataset.kind == "node_graph" and len(forget_idx):
+        return Partitions(dataset.without_edges_of(forget_idx), indices, forget, {"before_forget": dataset})
     return Partitions(dataset, indices, forget)

@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny experiment that every component can run on in well under a second."""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))
+
+TINY_CONFIG: dict[str, Any] = {
+    "name": "tiny",
+    "seeds": [0],
+    "device": "cpu",
+    "data": {
+        "source": {"class": "Synthetic", "parameters": {"n_samples": 240, "n_features": 8, "num_classes": 3,
+                                                        "attribute": "group", "seed": 0}},
+        "split": {"test_fraction": 0.25},
+        "forget": {"class": "ClassForget", "parameters": {"classes": [0]}},
+    },
+    "model": {"class": "MLP", "parameters": {"hidden": [16]}},
+    "training": {"epochs": 5, "batch_size": 32, "optimizer": {"class": "Adam", "parameters": {"lr": 0.01}}},
+    "unlearners": [{"class": "Identity"}],
+    "evaluators": [{"class": "Accuracy"}],
+    "output": {"writers": [{"class": "CSVWriter"}]},
+    "cache": {"enabled": False},
+}
+
+
+def tiny_config(tmp_path: Path, **changes: Any) -> dict[str, Any]:
+    """A deep copy of TINY_CONFIG writing to ``tmp_path``, with top-level keys replaced."""
+    config = copy.deepcopy(TINY_CONFIG)
+    config["output"]["dir"] = str(tmp_path / "out")
+    config.update(changes)
+    return config
+
+
+def make_runner(config: dict[str, Any], **options: Any):
+    """Build an experiment from a config dict and a quiet runner for it."""
+    from erasure.core.config import build_experiment
+    from erasure.core.runner import Runner
+
+    options.setdefault("use_cache", False)
+    return Runner(build_experiment(copy.deepcopy(config)), progress=False, out=lambda *_: None, **options)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory):
+    """(runner, seed state) with the original and gold models trained, shared by the whole session."""
+    runner = make_runner(tiny_config(tmp_path_factory.mktemp("tiny")))
+    state = runner.prepare_seeds()[0]
+    runner.train_references(state)
+    return runner, state

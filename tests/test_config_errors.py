@@ -1,0 +1,158 @@
+"""A bad config exits with code 2 and one message naming the file, the JSON path and what was expected."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_config
+from erasure.cli import main
+
+
+def run_cli(tmp_path: Path, config: dict | str, capsys, *extra: str) -> tuple[int, str]:
+    path = tmp_path / "bad.jsonc"
+    path.write_text(config if isinstance(config, str) else json.dumps(config, indent=2))
+    code = main([str(path), "--no-progress", *extra])
+    err = capsys.readouterr().err
+    return code, err
+
+
+def expect_error(tmp_path, capsys, config, path_fragment: str, *message_fragments: str, extra=()) -> str:
+    code, err = run_cli(tmp_path, config, capsys, *extra)
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert "bad.jsonc" in err, "the message names the file"
+    assert path_fragment in err, f"expected the JSON path {path_fragment!r} in: {err}"
+    for fragment in message_fragments:
+        assert fragment in err, f"expected {fragment!r} in: {err}"
+    return err
+
+
+def with_unlearner(tmp_path, spec: dict) -> dict:
+    return tiny_config(tmp_path, unlearners=[{"class": "Identity"}, {"class": "GoldModel"}, spec])
+
+
+def test_invalid_jsonc_reports_line_and_column(tmp_path, capsys):
+    text = '{\n  "name": "x",\n  "seeds": [0,,],\n}'
+    err = expect_error(tmp_path, capsys, text, "invalid JSONC", "line 3", "column")
+
+
+def test_unknown_top_level_key_suggests_the_closest(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["evaluator"] = config.pop("evaluators")
+    expect_error(tmp_path, capsys, config, "evaluator", "unknown key 'evaluator'", "did you mean 'evaluators'")
+
+
+def test_unknown_class_suggests_registered_names(tmp_path, capsys):
+    config = with_unlearner(tmp_path, {"class": "NegGard"})
+    expect_error(tmp_path, capsys, config, "unlearners[2].class", "unknown unlearner class 'NegGard'", "NegGrad")
+
+
+def test_unknown_parameter_names_the_valid_ones(tmp_path, capsys):
+    config = with_unlearner(tmp_path, {"class": "NegGrad", "parameters": {"epoch": 2}})
+    expect_error(tmp_path, capsys, config, "unlearners[2].parameters.epoch", "unknown parameter 'epoch'", "'epochs'")
+
+
+def test_missing_required_parameter(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["data"]["forget"] = {"class": "GroupForget", "parameters": {"values": [1]}}
+    expect_error(tmp_path, capsys, config, "data.forget.parameters.attribute", "missing required parameter 'attribute'")
+
+
+@pytest.mark.parametrize(
+    "name, fragment",
+    [("os.system", "refusing to import"), ("builtins.eval", "refusing to import"),
+     ("torch.nn.Linear", "expected a subclass of erasure.unlearners.base.Unlearner")],
+)
+def test_class_of_the_wrong_kind_is_refused(tmp_path, capsys, name, fragment):
+    config = with_unlearner(tmp_path, {"class": name})
+    expect_error(tmp_path, capsys, config, "unlearners[2].class", fragment)
+
+
+def test_disallowed_module_is_not_imported(tmp_path, capsys):
+    module = "xml.dom.pulldom"
+    assert module not in sys.modules
+    config = with_unlearner(tmp_path, {"class": f"{module}.PullDOM"})
+    expect_error(tmp_path, capsys, config, "unlearners[2].class", "refusing to import")
+    assert module not in sys.modules, "the module must be refused before it is imported"
+
+
+def test_wrong_type(tmp_path, capsys):
+    config = with_unlearner(tmp_path, {"class": "NegGrad", "parameters": {"epochs": "5"}})
+    expect_error(tmp_path, capsys, config, "unlearners[2].parameters.epochs", "expected an integer", "got string '5'")
+
+
+@pytest.mark.parametrize("value", [0, -3])
+def test_non_positive_unlearner_epochs(tmp_path, capsys, value):
+    config = with_unlearner(tmp_path, {"class": "NegGrad", "parameters": {"epochs": value}})
+    expect_error(tmp_path, capsys, config, "unlearners[2].parameters.epochs", ">= 1", f"got {value}")
+
+
+@pytest.mark.parametrize("key", ["epochs", "batch_size"])
+def test_non_positive_training_settings(tmp_path, capsys, key):
+    config = tiny_config(tmp_path)
+    config["training"][key] = 0
+    expect_error(tmp_path, capsys, config, f"training.{key}", ">= 1", "got 0")
+
+
+def test_optimizer_rejects_its_own_bad_values(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["training"]["optimizer"] = {"class": "Adam", "parameters": {"lr": -1}}
+    expect_error(tmp_path, capsys, config, "training.optimizer.parameters", "Invalid learning rate")
+
+
+def test_learning_rate_inside_an_unlearner_optimizer_is_refused(tmp_path, capsys):
+    spec = {"class": "NegGrad", "parameters": {"optimizer": {"class": "Adam", "parameters": {"lr": 0.1}}}}
+    expect_error(tmp_path, capsys, with_unlearner(tmp_path, spec), "unlearners[2].parameters.optimizer", "'lr' parameter")
+
+
+def test_forget_class_not_in_the_data(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["data"]["forget"] = {"class": "ClassForget", "parameters": {"classes": [7]}}
+    expect_error(tmp_path, capsys, config, "data.forget.parameters.classes", "class 7 is not in the training data")
+
+
+def test_empty_forget_set(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["data"]["forget"] = {"class": "IndexForget", "parameters": {"indices": []}}
+    expect_error(tmp_path, capsys, config, "data.forget", "the forget set is empty")
+
+
+@pytest.mark.parametrize("seeds, path", [("0", "seeds"), ([0, 1.5], "seeds[1]"), ([], "seeds")])
+def test_seeds_must_be_a_list_of_integers(tmp_path, capsys, seeds, path):
+    expect_error(tmp_path, capsys, tiny_config(tmp_path, seeds=seeds), path, "expected")
+
+
+def test_unwritable_output_directory(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    config = tiny_config(tmp_path)
+    config["output"]["dir"] = str(blocker / "results")
+    expect_error(tmp_path, capsys, config, "output.dir", "cannot write to", "is not a directory")
+
+
+def test_duplicate_labels(tmp_path, capsys):
+    config = tiny_config(tmp_path, unlearners=[{"class": "NegGrad"}, {"class": "NegGrad", "parameters": {"lr": 0.1}}])
+    expect_error(tmp_path, capsys, config, "unlearners[1].label", "duplicate label 'NegGrad'")
+
+
+def test_bad_override_path(tmp_path, capsys):
+    expect_error(tmp_path, capsys, tiny_config(tmp_path), "unlearners[9]", "no item [9]",
+                 extra=("--set", "unlearners[9].parameters.epochs=1"))
+
+
+def test_missing_config_file(tmp_path, capsys):
+    code = main([str(tmp_path / "nope.jsonc")])
+    err = capsys.readouterr().err
+    assert code == 2 and "nope.jsonc" in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    path = tmp_path / "bad.jsonc"
+    path.write_text(json.dumps(tiny_config(tmp_path, seeds="0")))
+    from erasure.core.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        main([str(path), "--debug"])
