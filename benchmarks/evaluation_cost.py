@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     unlearn_s = time.perf_counter() - t0
     timing = copy.copy(state.gold_timing)
 
-    def outcome(metrics: dict) -> Outcome:
+    def outcome(metrics: dict):
         o = runner.make_outcome(state, entry.label, entry.unlearner, model, ctx, timing)
         o.shared_memo = {}  # nothing memoised by an earlier evaluator
         o.metrics.update(metrics)

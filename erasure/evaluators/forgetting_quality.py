@@ -93,6 +93,8 @@ class ForgettingQuality(Evaluator):
     smallest useful number. Needs at least 3 models (ε_max = ⌈ln(N−1)⌉ > 0).
     """
 
+    contract_config = {"parameters": {"num_models": 4}}
+
     def __init__(self, num_models: PositiveInt = 16, delta: OpenFraction = 1e-5):
         self.num_models = num_models
         self.delta = delta

@@ -46,6 +46,8 @@ class RelearnTime(Evaluator):
     unlearning", IEEE TIFS 2023, use ``alpha`` 0.05). Fewer steps than gold's means residual
     knowledge of the forget set; accuracy is checked after every step (one forward pass over D_f)."""
 
+    contract_config = {"parameters": {"max_steps": 50}}
+
     def __init__(self, max_steps: PositiveInt = 1000, alpha: Fraction = 0.0, batch_size: PositiveInt | None = None):
         self.max_steps = max_steps
         self.alpha = alpha

@@ -43,6 +43,15 @@ def avg_gap(values: dict[str, float], gold_values: dict[str, float]) -> float:
     return float(np.mean([abs(values[k] - gold_values[k]) for k in values]))
 
 
+class _Requires:
+    """``Scores.requires``: on the class, everything any score reads; on an instance, what its
+    chosen scores read (so the runner checks exactly those)."""
+
+    def __get__(self, obj: "Scores | None", owner: type) -> tuple[str, ...]:
+        chosen = list(NEEDS) if obj is None else obj.chosen
+        return tuple(dict.fromkeys(m for s in chosen for m in NEEDS[s]))
+
+
 class Scores(Evaluator):
     """``aus``, ``nomus``, ``ain`` and ``avg_gap`` (the ones listed in ``scores``).
 
@@ -68,9 +77,7 @@ class Scores(Evaluator):
     def chosen(self) -> list[str]:
         return list(self.scores) if self.scores is not None else list(NEEDS)
 
-    @property
-    def requires(self) -> tuple[str, ...]:  # type: ignore[override]
-        return tuple(dict.fromkeys(m for s in self.chosen for m in NEEDS[s]))
+    requires = _Requires()  # type: ignore[assignment]
 
     def _gold_values(self, outcome: Outcome) -> dict[str, float]:
         key = ("scores_gold", self.umia_splits)

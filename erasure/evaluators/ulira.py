@@ -55,6 +55,8 @@ class ULiRA(Evaluator):
     so that each half fits a standard deviation); the paper uses 16 to 32 shadow models.
     """
 
+    contract_config = {"parameters": {"num_models": 4}}
+
     def __init__(self, num_models: PositiveInt = 16):
         self.num_models = num_models
 
