@@ -69,19 +69,25 @@ def digits():
     return x, y
 
 
-def test_memorising_model_is_caught_by_population_attacks(digits):
+@pytest.fixture(scope="module")
+def memoriser(digits):
+    x, y = digits
+    return _train(x[:150], y[:150], 400, 0)
+
+
+def test_memorising_model_is_caught_by_population_attacks(digits, memoriser):
     x, y = digits
     members, nonmembers = slice(0, 150), slice(1000, 1150)
-    model = _train(x[members], y[members], 400, 0)
+    model = memoriser
     with torch.no_grad():
         lm = torch.nn.functional.cross_entropy(model(x[members]), y[members], reduction="none").numpy()
         ln = torch.nn.functional.cross_entropy(model(x[nonmembers]), y[nonmembers], reduction="none").numpy()
     assert loss_attack_accuracy(lm, ln) > 0.75
 
 
-def test_held_out_data_from_same_distribution_gives_chance(digits):
+def test_held_out_data_from_same_distribution_gives_chance(digits, memoriser):
     x, y = digits
-    model = _train(x[:150], y[:150], 400, 0)
+    model = memoriser
     with torch.no_grad():
         la = torch.nn.functional.cross_entropy(model(x[1000:1150]), y[1000:1150], reduction="none").numpy()
         lb = torch.nn.functional.cross_entropy(model(x[1200:1350]), y[1200:1350], reduction="none").numpy()
