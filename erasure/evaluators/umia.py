@@ -25,7 +25,8 @@ def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray
     nonmembers = rng.choice(np.asarray(nonmember_losses), n, replace=False)
     features = np.concatenate([members, nonmembers]).reshape(-1, 1)
     labels = np.concatenate([np.ones(n), np.zeros(n)])
-    cv = StratifiedShuffleSplit(n_splits=n_splits, random_state=seed)
+    # the kit's 10% test share, but at least one sample of each class per split
+    cv = StratifiedShuffleSplit(n_splits=n_splits, test_size=max(0.1, 2 / (2 * n)), random_state=seed)
     return float(cross_val_score(LogisticRegression(), features, labels, cv=cv, scoring="accuracy").mean())
 
 
