@@ -33,7 +33,7 @@ from erasure.core.timing import Timing, measure
 from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions, make_partitions
 from erasure.evaluators.base import Outcome
-from erasure.results.summary import format_table, summarize, write_summary
+from erasure.results.summary import format_wide, summarize, write_summary
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 from erasure.models.training import TrainingRecipe, train_model
 from erasure.unlearners.base import UnlearningContext
@@ -326,7 +326,9 @@ class Runner:
         rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash]
         records = summarize(rows)
         write_summary(records, exp.output_dir / "summary.csv")
-        self.out(format_table(records))
+        self.out(format_wide(records))
+        self.out(f"\n95% intervals and paired differences to GoldModel: {exp.output_dir / 'summary.csv'}"
+                 f" (python -m erasure.summarize {csv_writer.path})")
         self.out(f"\nResults: {csv_writer.path}  ({written} rows written, {errors} errors)")
         for r in rows:
             if r["status"] == "error" and r["run_id"] == self.run_id:

@@ -113,3 +113,39 @@ def format_table(records: list[dict[str, Any]], metrics: list[str] | None = None
     lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_wide(records: list[dict[str, Any]], max_width: int = 110) -> str:
+    """The end-of-run table: one row per unlearner, one column per metric, cells "mean ± std";
+    columns wrap into blocks that fit ``max_width`` characters."""
+    if not records:
+        return "(no results)"
+    unlearners = list(dict.fromkeys(r["unlearner"] for r in records))
+    metrics = list(dict.fromkeys(r["metric"] for r in records))
+    cells = {(r["unlearner"], r["metric"]): r for r in records}
+
+    def cell(u: str, m: str) -> str:
+        r = cells.get((u, m))
+        if r is None:
+            return "-"
+        return _num(r["mean"]) if math.isnan(r["std"]) else f"{_num(r['mean'])} ± {r['std']:.2g}"
+
+    name_width = max(len("unlearner"), *(len(u) for u in unlearners))
+    columns = [(m, [cell(u, m) for u in unlearners]) for m in metrics]
+    blocks, block, width = [], [], name_width
+    for m, values in columns:
+        w = max(len(m), *(len(v) for v in values)) + 2
+        if block and width + w > max_width:
+            blocks.append(block)
+            block, width = [], name_width
+        block.append((m, values, w))
+        width += w
+    blocks.append(block)
+    out = []
+    for block in blocks:
+        out.append("unlearner".ljust(name_width) + "".join(f"  {m}".ljust(w) for m, _, w in block).rstrip())
+        out.append("-" * name_width + "".join("  " + "-" * (w - 2) for _, _, w in block))
+        for i, u in enumerate(unlearners):
+            out.append(u.ljust(name_width) + "".join(f"  {values[i]}".ljust(w) for _, values, w in block).rstrip())
+        out.append("")
+    return "\n".join(out).rstrip()
