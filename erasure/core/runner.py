@@ -33,7 +33,7 @@ from erasure.core.timing import Timing, measure
 from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions, make_partitions
 from erasure.evaluators.base import Outcome
-from erasure.results.summary import format_table, summarize, write_summary
+from erasure.results.summary import format_wide, summarize, write_summary
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 from erasure.models.training import TrainingRecipe, train_model
 from erasure.unlearners.base import UnlearningContext
@@ -152,9 +152,11 @@ class Runner:
             "status": status, "error": error, "wall_seconds": wall, "versions": versions(), "device": str(self.device),
         }
 
-    def make_context(self, state: SeedState, label: str) -> UnlearningContext:
-        """Reseed from (seed, label) and build the context an unlearner runs in."""
-        job_seed = derive_seed(state.seed, label)
+    def make_context(self, state: SeedState, label: str, seed: int | None = None,
+                     gold_provider: Callable[[], tuple[nn.Module, Timing]] | None = None) -> UnlearningContext:
+        """Reseed from (seed, label) and build the context an unlearner runs in (``seed`` and
+        ``gold_provider`` default to the state's; other ones serve repeated unlearning)."""
+        job_seed = derive_seed(state.seed if seed is None else seed, label)
         generator = seed_everything(job_seed)
         parts = state.partitions
         trajectory: list[tuple[int, str, float]] = []
@@ -162,7 +164,7 @@ class Runner:
             partitions=parts, device=self.device, num_classes=parts.dataset.num_classes, recipe=self.exp.recipe,
             seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
             new_model=lambda: self.make_model(parts.dataset),
-            gold_provider=lambda: (state.gold, state.gold_timing),
+            gold_provider=gold_provider or (lambda: (state.gold, state.gold_timing)),
             log_fn=lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()),
         )
         ctx.extras["trajectory"] = trajectory
@@ -178,7 +180,39 @@ class Runner:
             context=ctx, shared_memo=state.shared_memo,
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
             unlearner_object=unlearner,
+            unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed),
         )
+
+    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int) -> nn.Module:
+        """The same unlearner applied to an original trained with another ``seed``, through the cache.
+
+        The original and gold for ``seed`` come from :meth:`train_cached` and the context is built
+        as for a job of that seed, so per-example attacks (ForgettingQuality, ULiRA) get independent
+        samples of "unlearned". Keyed by that original's ingredients, the forget set and the
+        unlearner's class and parameters.
+        """
+        parts = state.partitions
+        original, _ = self.train_cached(state, "original", parts["train"], seed, partitions=parts.before_forget())
+        key = content_key(
+            kind="unlearned", data=state.data_key, source=self.exp.config["data"]["source"],
+            split=index_hash(parts["train"]), forget=index_hash(parts["forget"]), model=self.exp.model_spec,
+            training=self.exp.recipe.as_dict(), seed=seed, version=__version__, unlearner=type(unlearner).__name__,
+            parameters=json.dumps(unlearner.get_params(), sort_keys=True, default=str),
+        )
+
+        def unlearn(model: nn.Module) -> Timing:
+            gold = lambda: self.train_cached(state, "gold", parts["retain"], seed)  # noqa: E731
+            with torch.random.fork_rng(devices=[]):
+                ctx = self.make_context(state, label, seed, gold)
+                with measure(self.device) as timing:
+                    result = unlearner.unlearn(model, ctx)
+            if result is not model:
+                model.load_state_dict(result.state_dict())
+            return timing
+
+        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
+                                              {"kind": "unlearned", "seed": seed, "unlearner": label})
+        return model
 
     def run_job(self, state: SeedState, entry: Any) -> list[dict[str, Any]]:
         """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure."""
@@ -292,7 +326,9 @@ class Runner:
         rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash]
         records = summarize(rows)
         write_summary(records, exp.output_dir / "summary.csv")
-        self.out(format_table(records))
+        self.out(format_wide(records))
+        self.out(f"\n95% intervals and paired differences to GoldModel: {exp.output_dir / 'summary.csv'}"
+                 f" (python -m erasure.summarize {csv_writer.path})")
         self.out(f"\nResults: {csv_writer.path}  ({written} rows written, {errors} errors)")
         for r in rows:
             if r["status"] == "error" and r["run_id"] == self.run_id:
