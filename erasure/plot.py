@@ -73,7 +73,7 @@ def plot_trajectories(results: str | Path, output: str | Path, reference: str = 
                 right.fill_between(steps, mean - std, mean + std, color=colors[metric], alpha=0.2)
             ref = finals.get((reference, metric))
             if ref and metric != "accuracy_retain":
-                right.axhline(float(np.mean(ref)), color=colors[metric], linestyle="--", linewidth=1,
+                right.axhline(float(np.mean(list(ref.values()))), color=colors[metric], linestyle="--", linewidth=1,
                               label=f"{reference} {label}")
         n = max((len(v) for v in metrics.get(LEFT_METRIC, {0: []}).values()), default=0)
         ax.set_title(f"{name} (n={n})")
