@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     exp = load_experiment(args.config, overrides=["seeds=[0]", f'cache.dir="{cache}"'])
     runner = Runner(exp, progress=False, out=lambda s: None)
     state = runner.prepare_seeds()[0]
-    parts = state.partitions
     runner.train_references(state)
     entry = next(e for e in exp.unlearners if e.label == args.unlearner)
 

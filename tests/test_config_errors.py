@@ -36,7 +36,7 @@ def with_unlearner(tmp_path, spec: dict) -> dict:
 
 def test_invalid_jsonc_reports_line_and_column(tmp_path, capsys):
     text = '{\n  "name": "x",\n  "seeds": [0,,],\n}'
-    err = expect_error(tmp_path, capsys, text, "invalid JSONC", "line 3", "column")
+    expect_error(tmp_path, capsys, text, "invalid JSONC", "line 3", "column")
 
 
 def test_unknown_top_level_key_suggests_the_closest(tmp_path, capsys):

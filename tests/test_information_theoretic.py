@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import math
 import sys
 import types
@@ -264,8 +263,12 @@ def test_mi_regularized_optimizer_spec_is_used_and_lr_refused_inside():
     adam = MIRegularized(epochs=1, trajectory=False).unlearn(trained_mlp(), make_context(parts))
     sgd = MIRegularized(epochs=1, trajectory=False, optimizer={"class": "SGD"}).unlearn(trained_mlp(), make_context(parts))
     assert not torch.allclose(params_vector(adam), params_vector(sgd))
-    with pytest.raises(ConfigError):
-        MIRegularized(optimizer={"class": "SGD", "parameters": {"lr": 0.1}}).check()
+    from erasure.core.factory import build
+
+    with pytest.raises(ConfigError, match="'lr' parameter") as refused:
+        build({"class": "MIRegularized", "parameters": {"optimizer": {"class": "SGD", "parameters": {"lr": 0.1}}}},
+              "unlearner", "unlearners[0]")
+    assert refused.value.path == "unlearners[0].parameters.optimizer.parameters.lr"
 
 
 def test_mi_regularized_stop_rules():

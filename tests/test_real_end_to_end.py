@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from real_formats import write_mnist, write_tudataset  # noqa: E402

@@ -60,6 +60,8 @@ class Spec:
     """
 
     slot: str
+    forbid: tuple[str, ...] = ()  # parameter names the nested spec may not set, with the reason
+    reason: str = ""
 
 
 PositiveInt = Annotated[int, Range(1)]
@@ -71,6 +73,10 @@ OpenFraction = Annotated[float, Range(0, 1, low_inclusive=False, high_inclusive=
 OptimizerSpec = Annotated[dict, Spec("optimizer")]
 LossSpec = Annotated[dict, Spec("loss")]
 SchedulerSpec = Annotated[dict, Spec("scheduler")]
+#: An unlearner's optimizer: class and settings; the learning rate is the method's own ``lr`` parameter.
+MethodOptimizerSpec = Annotated[
+    dict, Spec("optimizer", ("lr",), "set the learning rate with the unlearner's 'lr' parameter, not inside 'optimizer'")
+]
 
 
 def signature_hints(func: Any) -> dict[str, Any]:
@@ -145,7 +151,10 @@ def _matches(value: Any, hint: Any, path: str) -> bool:
             elif isinstance(meta, Spec) and value is not None:
                 from erasure.core.factory import validate_spec
 
-                validate_spec(value, meta.slot, path)
+                _, nested = validate_spec(value, meta.slot, path)
+                for name in meta.forbid:
+                    if name in nested:
+                        raise ConfigError(meta.reason or f"{name!r} may not be set here", join_path(join_path(path, "parameters"), name))
         return True
     if origin is Union or origin is types.UnionType:
         fitting = [a for a in args if _matches_shallow(value, a)]

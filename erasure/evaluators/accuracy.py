@@ -1,7 +1,6 @@
 """Top-1 accuracy per partition."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from erasure.evaluators.base import Evaluator, Outcome

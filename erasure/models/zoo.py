@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
 from erasure.core.params import NonNegativeFloat, PositiveInt

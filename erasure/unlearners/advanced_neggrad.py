@@ -3,8 +3,8 @@ import itertools
 
 from torch import nn
 
-from erasure.core.params import OpenFraction, OptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec, cross_entropy
+from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, cross_entropy
 
 
 class AdvancedNegGrad(Unlearner):
@@ -15,15 +15,12 @@ class AdvancedNegGrad(Unlearner):
     """
 
     def __init__(self, alpha: OpenFraction = 0.999, epochs: PositiveInt = 5, lr: PositiveFloat = 0.01,
-                 batch_size: PositiveInt | None = None, optimizer: OptimizerSpec | None = None):
+                 batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):
         self.alpha = alpha
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)

@@ -7,9 +7,9 @@ import torch
 from torch import Tensor, nn
 
 from erasure.core.factory import build
-from erasure.core.params import OpenFraction, OptimizerSpec, PositiveFloat, PositiveInt, Spec
+from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt, Spec
 from erasure.unlearners._common import index_batches
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
 
 ModelSpec = Annotated[dict, Spec("model")]
 
@@ -40,7 +40,7 @@ class BadTeaching(Unlearner):
 
     def __init__(self, epochs: PositiveInt = 1, lr: PositiveFloat = 1e-4, temperature: PositiveFloat = 1.0,
                  retain_fraction: OpenFraction = 0.3, batch_size: PositiveInt = 256,
-                 teacher: ModelSpec | None = None, optimizer: OptimizerSpec | None = None):
+                 teacher: ModelSpec | None = None, optimizer: MethodOptimizerSpec | None = None):
         self.epochs = epochs
         self.lr = lr
         self.temperature = temperature
@@ -48,9 +48,6 @@ class BadTeaching(Unlearner):
         self.batch_size = batch_size
         self.teacher = teacher
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def incompetent_teacher(self, ctx: UnlearningContext) -> nn.Module:
         if self.teacher is None:

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from erasure.core.errors import ConfigError
 from erasure.core.factory import instantiate
 from erasure.core.registry import Component
 from erasure.core.timing import Timing
@@ -79,12 +78,6 @@ def build_optimizer(spec: dict | None, default: dict, params: Any, lr: float) ->
     """The method's optimizer: class and settings from ``spec`` (or the paper's ``default``), learning rate ``lr``."""
     spec = spec or default
     return instantiate(spec, "optimizer", params, lr=lr)
-
-
-def check_optimizer_spec(spec: dict | None) -> None:
-    """The learning rate is the method's own ``lr`` parameter, never part of its optimizer spec."""
-    if spec and "lr" in (spec.get("parameters") or {}):
-        raise ConfigError("set the learning rate with the unlearner's 'lr' parameter, not inside 'optimizer'", "optimizer")
 
 
 SGD_MOMENTUM = {"class": "SGD", "parameters": {"momentum": 0.9}}

@@ -1,9 +1,9 @@
 """CF-k: catastrophic forgetting of the last k layers (fine-tune them on D_r, freeze the rest)."""
 from torch import nn
 
-from erasure.core.params import OptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import finetune_layers, last_layers
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer
 
 
 class CFk(Unlearner):
@@ -18,15 +18,12 @@ class CFk(Unlearner):
     """
 
     def __init__(self, k: PositiveInt = 1, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02,
-                 batch_size: PositiveInt | None = None, optimizer: OptimizerSpec | None = None):
+                 batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):
         self.k = k
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def trained_layers(self, model: nn.Module, ctx: UnlearningContext) -> list[nn.Module]:
         """The layers to train: the last ``k`` in forward order."""

@@ -1,8 +1,8 @@
 """FineTuning: continue training on the retain set (catastrophic forgetting of D_f)."""
 from torch import nn
 
-from erasure.core.params import OptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec, cross_entropy
+from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, cross_entropy
 
 
 class FineTuning(Unlearner):
@@ -13,14 +13,11 @@ class FineTuning(Unlearner):
     """
 
     def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02, batch_size: PositiveInt | None = None,
-                 optimizer: OptimizerSpec | None = None):
+                 optimizer: MethodOptimizerSpec | None = None):
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)

@@ -6,9 +6,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from erasure.core.params import OptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import index_batches, random_wrong_labels
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer
 
 
 def random_label_training(
@@ -48,14 +48,11 @@ class RandomLabels(Unlearner):
     """
 
     def __init__(self, epochs: PositiveInt = 3, lr: PositiveFloat = 1e-4, batch_size: PositiveInt | None = None,
-                 optimizer: OptimizerSpec | None = None):
+                 optimizer: MethodOptimizerSpec | None = None):
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)

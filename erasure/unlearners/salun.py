@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import OpenFraction, OptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer
 from erasure.unlearners.random_labels import random_label_training
 
 
@@ -53,15 +53,12 @@ class SalUn(Unlearner):
     """
 
     def __init__(self, ratio: OpenFraction = 0.5, epochs: PositiveInt = 10, lr: PositiveFloat = 0.013,
-                 batch_size: PositiveInt | None = None, optimizer: OptimizerSpec | None = None):
+                 batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):
         self.ratio = ratio
         self.epochs = epochs
         self.lr = lr
         self.batch_size = batch_size
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         batch_size = self.batch_size or ctx.recipe.batch_size

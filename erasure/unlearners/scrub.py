@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import NonNegativeFloat, NonNegativeInt, OptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+from erasure.core.params import NonNegativeFloat, NonNegativeInt, MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
 
 SGD_SCRUB = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 
@@ -36,7 +36,7 @@ class SCRUB(Unlearner):
     def __init__(self, epochs: PositiveInt = 3, msteps: NonNegativeInt = 2, lr: PositiveFloat = 5e-4,
                  temperature: PositiveFloat = 4.0, alpha: NonNegativeFloat = 0.001, gamma: NonNegativeFloat = 0.99,
                  batch_size: PositiveInt | None = None, forget_batch_size: PositiveInt | None = None,
-                 optimizer: OptimizerSpec | None = None):
+                 optimizer: MethodOptimizerSpec | None = None):
         self.epochs = epochs
         self.msteps = msteps
         self.lr = lr
@@ -46,9 +46,6 @@ class SCRUB(Unlearner):
         self.batch_size = batch_size
         self.forget_batch_size = forget_batch_size
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         teacher = ctx.frozen_copy(model)

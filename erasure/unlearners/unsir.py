@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import Fraction, NonNegativeFloat, NonNegativeInt, OptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import Fraction, NonNegativeFloat, NonNegativeInt, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import fit_on_tensors
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, check_optimizer_spec
+from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
 
 ADAM = {"class": "Adam"}
 
@@ -59,7 +59,7 @@ class UNSIR(Unlearner):
                  noise_batch_size: PositiveInt = 256, noise_repeats: PositiveInt = 20, per_sample: bool = False,
                  retain_fraction: Fraction = 0.2, lr: PositiveFloat = 1e-4, impair_epochs: PositiveInt = 1,
                  repair_lr: PositiveFloat = 1e-4, repair_epochs: NonNegativeInt = 1, batch_size: PositiveInt | None = None,
-                 optimizer: OptimizerSpec | None = None):
+                 optimizer: MethodOptimizerSpec | None = None):
         self.noise_steps = noise_steps
         self.noise_lr = noise_lr
         self.noise_l2 = noise_l2
@@ -73,9 +73,6 @@ class UNSIR(Unlearner):
         self.repair_epochs = repair_epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
-
-    def check(self) -> None:
-        check_optimizer_spec(self.optimizer)
 
     def noise(self, model: nn.Module, ctx: UnlearningContext) -> tuple[Tensor, Tensor]:
         """The learned noise inputs and their labels."""
