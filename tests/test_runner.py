@@ -187,3 +187,14 @@ def test_list_and_validate(tmp_path, capsys):
     assert main([str(ROOT / "configs/proof_of_concept.jsonc"), "--validate", "--set", f"output.dir={tmp_path}/v"]) == 0
     assert "OK" in capsys.readouterr().out
     assert not (tmp_path / "v").exists(), "--validate runs nothing"
+
+
+def test_summary_uses_only_the_jobs_of_the_current_config(tmp_path):
+    config = tiny_config(tmp_path, unlearners=[{"class": "NegGrad", "parameters": {"epochs": 1, "lr": 0.5}}])
+    make_runner(config).run()
+    config["unlearners"][0]["parameters"]["lr"] = 0.001  # same label, new parameters: a new job
+    report = make_runner(config).run()
+    assert report.skipped == 0
+    rows = read_rows(report.results_path)
+    assert len({r["parameters"] for r in rows}) == 2, "the earlier job's rows stay in the file"
+    assert all(s["n"] == 1 for s in report.summary), "but the summary counts only the current job"

@@ -144,6 +144,11 @@ class Runner:
         state.gold, state.gold_timing = self.train_cached(state, "gold", parts["retain"], state.seed)
 
     # ------------------------------------------------------------------ jobs
+    @staticmethod
+    def params_json(unlearner: Any) -> str:
+        """An unlearner's parameters as canonical JSON (part of a job's identity)."""
+        return json.dumps(unlearner.get_params(), sort_keys=True, default=str)
+
     def _row(self, seed: int, label: str, params: str, metric: str, value: Any = None, *, status: str = "ok",
              error: str = "", step: int | None = None, wall: float | None = None) -> dict[str, Any]:
         return {
@@ -216,7 +221,7 @@ class Runner:
 
     def run_job(self, state: SeedState, entry: Any) -> list[dict[str, Any]]:
         """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure."""
-        params = json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)
+        params = self.params_json(entry.unlearner)
         ctx = self.make_context(state, entry.label)
         model = copy.deepcopy(state.original)
         try:
@@ -295,8 +300,7 @@ class Runner:
         skipped = 0
         for state in states:
             for entry in exp.unlearners:
-                key = job_key({"seed": state.seed, "unlearner": entry.label,
-                               "parameters": json.dumps(entry.unlearner.get_params(), sort_keys=True, default=str)})
+                key = job_key({"seed": state.seed, "unlearner": entry.label, "parameters": self.params_json(entry.unlearner)})
                 if key in csv_writer.finished:
                     skipped += 1
                 else:
@@ -323,7 +327,9 @@ class Runner:
                     w.close()
                 except Exception as exc:  # a writer's cleanup must not hide the results
                     log.warning("writer %s failed to close: %s", type(w).__name__, exc)
-        rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash]
+        current = {job_key({"seed": s.seed, "unlearner": e.label, "parameters": self.params_json(e.unlearner)})
+                   for s in states for e in exp.unlearners}
+        rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash and job_key(r) in current]
         records = summarize(rows)
         write_summary(records, exp.output_dir / "summary.csv")
         self.out(format_wide(records))
