@@ -66,14 +66,21 @@ def assert_round_trip(name: str, component: object, slot: str) -> None:
     assert rebuilt.get_params() == params
 
 
-@pytest.mark.parametrize("name", UNLEARNERS)
-def test_unlearner_contract(name, worlds):
-    cls = registry("unlearner")[name]
-    runner, state = worlds(cls)
+def build_checked(kind: str, name: str, worlds):
+    """Build ``name`` from a config spec, check its parameters round-trip; return it with its world."""
+    cls = registry(kind)[name]
     spec = spec_for(name, cls)
     spec_before = copy.deepcopy(spec)
-    unlearner = build(spec, "unlearner", "unlearners[0]")
-    assert_round_trip(name, unlearner, "unlearner")
+    component = build(spec, kind, f"{kind}s[0]")
+    assert spec == spec_before, "building must not modify the config"
+    assert_round_trip(name, component, kind)
+    return cls, component, *worlds(cls)
+
+
+@pytest.mark.parametrize("name", UNLEARNERS)
+def test_unlearner_contract(name, worlds):
+    _, unlearner, runner, state = build_checked("unlearner", name, worlds)
+    spec, spec_before = unlearner.get_params(), copy.deepcopy(unlearner.get_params())
     original, gold = snapshot(state.original), snapshot(state.gold)
 
     def unlearn_once() -> nn.Module:
@@ -89,17 +96,13 @@ def test_unlearner_contract(name, worlds):
     assert_same_state(snapshot(first), snapshot(second))
     assert_same_state(original, snapshot(state.original))
     assert_same_state(gold, snapshot(state.gold))
-    assert spec == spec_before, "building must not modify the config"
+    assert spec == spec_before, "unlearning must not modify the unlearner's parameters"
 
 
 @pytest.mark.parametrize("name", EVALUATORS)
 def test_evaluator_contract(name, worlds):
-    cls = registry("evaluator")[name]
-    runner, state = worlds(cls)
-    spec = spec_for(name, cls)
-    spec_before = copy.deepcopy(spec)
-    evaluator = build(spec, "evaluator", "evaluators[0]")
-    assert_round_trip(name, evaluator, "evaluator")
+    cls, evaluator, runner, state = build_checked("evaluator", name, worlds)
+    spec, spec_before = evaluator.get_params(), copy.deepcopy(evaluator.get_params())
     unlearner = build({"class": "NegGrad", "parameters": {"epochs": 1, "lr": 0.01}}, "unlearner", "u")
     ctx = runner.make_context(state, "NegGrad")
     unlearned = unlearner.unlearn(copy.deepcopy(state.original), ctx)
@@ -126,4 +129,4 @@ def test_evaluator_contract(name, worlds):
         assert (math.isnan(first[key]) and math.isnan(second[key])) or first[key] == second[key], key
     for snap, model in zip(before, (unlearned, state.original, state.gold)):
         assert_same_state(snap, snapshot(model))
-    assert spec == spec_before
+    assert spec == spec_before, "evaluating must not modify the evaluator's parameters"
