@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,6 @@ class Experiment:
     cache_enabled: bool
     config: dict[str, Any]
     file: str = "<config>"
-    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def config_hash(self) -> str:

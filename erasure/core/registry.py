@@ -128,11 +128,8 @@ def load_builtins() -> None:
     import importlib
     import pkgutil
 
-    import erasure
-
     for package in ("data", "data.sources", "models", "unlearners", "evaluators", "results"):
         pkg = importlib.import_module(f"erasure.{package}")
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.name.startswith("_"):
                 importlib.import_module(f"erasure.{package}.{info.name}")
-    del erasure

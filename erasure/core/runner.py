@@ -184,7 +184,6 @@ class Runner:
             timing=timing, gold_timing=state.gold_timing, seed=state.seed, unlearner=label, device=self.device,
             context=ctx, shared_memo=state.shared_memo,
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
-            unlearner_object=unlearner,
             unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed),
         )
 
@@ -202,7 +201,7 @@ class Runner:
             kind="unlearned", data=state.data_key, source=self.exp.config["data"]["source"],
             split=index_hash(parts["train"]), forget=index_hash(parts["forget"]), model=self.exp.model_spec,
             training=self.exp.recipe.as_dict(), seed=seed, version=__version__, unlearner=type(unlearner).__name__,
-            parameters=json.dumps(unlearner.get_params(), sort_keys=True, default=str),
+            parameters=self.params_json(unlearner),
         )
 
         def unlearn(model: nn.Module) -> Timing:

@@ -47,7 +47,6 @@ class Outcome:
     # train_reference(tag, index, seed, recipe=None) -> a fresh model trained on the index tensor
     # with the original recipe (or ``recipe``), through the model cache: shadow and retrained models.
     train_reference: Callable[..., nn.Module] | None = None
-    unlearner_object: Any = None  # the Unlearner that produced ``model`` (to repeat it on other models)
     # unlearn_reference(seed) -> the same unlearner applied to an original trained with ``seed``
     # (through the model cache): repeated unlearning for per-example attacks.
     unlearn_reference: Callable[[int], nn.Module] | None = None

@@ -9,7 +9,7 @@ import csv
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +34,6 @@ class RunInfo:
     config_hash: str
     config: dict[str, Any]
     overwrite: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def job_key(row: dict[str, Any]) -> tuple[str, str, str]:
