@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from erasure.core.config import load_experiment  # noqa: E402
 from erasure.core.factory import build  # noqa: E402
-from erasure.core.runner import Runner  # noqa: E402
+from erasure.execution.runner import Runner  # noqa: E402
 from erasure.core.seeding import seed_everything  # noqa: E402
 
 EVALUATORS = ["Accuracy", "RunTime", "UMIA", "EntropyMIA", "MIAEfficacy", "GoldDistance", "ZRF", "RelearnTime",
