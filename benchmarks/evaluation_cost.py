@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cache = tempfile.mkdtemp(prefix="erasure-evalcost-")
     exp = load_experiment(args.config, overrides=["seeds=[0]", f'cache.dir="{cache}"'])
-    runner = Runner(exp, progress=False, out=lambda s: None)
+    runner = Runner(exp, progress=False, out=lambda s: None).workspace
     state = runner.prepare_seeds()[0]
     runner.train_references(state)
     entry = next(e for e in exp.unlearners if e.label == args.unlearner)

@@ -50,7 +50,7 @@ def main() -> None:
     experiment = load_experiment(args.config, overrides)
     if args.epochs:
         experiment.recipe.epochs = args.epochs
-    runner = Runner(experiment, use_cache=False, progress=False)
+    runner = Runner(experiment, use_cache=False, progress=False).workspace
     state = runner.prepare_seeds()[0]
     parts, recipe = state.partitions, experiment.recipe
     lr = recipe.optimizer["parameters"]["lr"]

@@ -75,7 +75,9 @@ class Outcome:
         return self.gold_provider()[1]
 
     def model_named(self, which: ModelName) -> nn.Module:
-        return {"unlearned": self.model, "original": self.original, "gold": self.gold}[which]
+        if which == "gold":
+            return self.gold
+        return {"unlearned": self.model, "original": self.original}[which]
 
     def partitions_for(self, which: ModelName) -> Partitions:
         return self.partitions if which == "unlearned" else self.reference_partitions

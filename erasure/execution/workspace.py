@@ -161,8 +161,10 @@ class Workspace:
             {"kind": tag, "seed": seed, "experiment": self.exp.name},
         )
         how = "loaded from the cache" if hit else "trained"
-        self.events.append(f"seed {state.seed}: {tag} model (seed {seed}) {how} ({timing.wall_seconds:.1f} s to train)")
-        log.info(self.events[-1])
+        event = f"seed {state.seed}: {tag} model (seed {seed}) {how} ({timing.wall_seconds:.1f} s to train)"
+        log.info(event)
+        if not hit:
+            self.events.append(event)
         return model, timing
 
     def reference(self, state: SeedState, kind: str) -> tuple[nn.Module, Timing]:
@@ -353,7 +355,12 @@ class Workspace:
         fatal = None
         if isinstance(task, ReferenceTask):
             try:
-                self.reference(self.state(task.seed), task.kind)
+                state = self.state(task.seed)
+                if task.kind not in state.models:
+                    self.reference(state, task.kind)
+                    if not self.events:  # loaded from the cache: say so, with the time it took to train
+                        self.events.append(f"seed {task.seed}: {task.kind} model loaded from the cache "
+                                           f"({state.models[task.kind][1].wall_seconds:.1f} s to train)")
             except RunError as exc:
                 fatal = str(exc)
             except BaseException as exc:
