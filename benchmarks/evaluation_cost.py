@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 from erasure.core.config import load_experiment  # noqa: E402
 from erasure.core.factory import build  # noqa: E402
-from erasure.core.runner import Runner  # noqa: E402
+from erasure.execution.runner import Runner  # noqa: E402
 from erasure.core.seeding import seed_everything  # noqa: E402
 
 EVALUATORS = ["Accuracy", "RunTime", "UMIA", "EntropyMIA", "MIAEfficacy", "GoldDistance", "ZRF", "RelearnTime",
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cache = tempfile.mkdtemp(prefix="erasure-evalcost-")
     exp = load_experiment(args.config, overrides=["seeds=[0]", f'cache.dir="{cache}"'])
-    runner = Runner(exp, progress=False, out=lambda s: None)
+    runner = Runner(exp, progress=False, out=lambda s: None).workspace
     state = runner.prepare_seeds()[0]
     runner.train_references(state)
     entry = next(e for e in exp.unlearners if e.label == args.unlearner)

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erasure.core.config import load_experiment  # noqa: E402
-from erasure.core.runner import Runner  # noqa: E402
+from erasure.execution.runner import Runner  # noqa: E402
 from erasure.core.seeding import derive_seed  # noqa: E402
 from erasure.models.training import train_model  # noqa: E402
 
@@ -50,7 +50,7 @@ def main() -> None:
     experiment = load_experiment(args.config, overrides)
     if args.epochs:
         experiment.recipe.epochs = args.epochs
-    runner = Runner(experiment, use_cache=False, progress=False)
+    runner = Runner(experiment, use_cache=False, progress=False).workspace
     state = runner.prepare_seeds()[0]
     parts, recipe = state.partitions, experiment.recipe
     lr = recipe.optimizer["parameters"]["lr"]

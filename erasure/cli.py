@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import logging
 import sys
 from typing import Sequence
@@ -32,7 +33,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="import a module that registers components (like the config's \"imports\")")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar: one log line per finished job and reference model instead")
+    p.add_argument("--executor", choices=["serial", "local", "ray"],
+                   help="where jobs run (default: the config's \"execution\", else serial)")
+    p.add_argument("--workers", type=int, metavar="N", help="local executor: worker processes (default: cores // cpus per job)")
+    p.add_argument("--cpus-per-job", type=int, metavar="N", help="torch threads of every job (default 1)")
+    p.add_argument("--ray-address", metavar="ADDRESS", help="ray executor: the cluster to join (default: a local Ray)")
     p.add_argument("--version", action="version", version=f"erasure {__version__}")
     return p.parse_args(argv)
 
@@ -84,15 +91,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         from erasure.core.config import load_experiment
 
-        experiment = load_experiment(args.config, args.overrides, args.imports)
+        overrides = list(args.overrides)
+        for flag, key in (("executor", "executor"), ("workers", "workers"), ("cpus_per_job", "cpus_per_job"),
+                          ("ray_address", "ray_address")):
+            value = getattr(args, flag)
+            if value is not None:
+                overrides.append(f"execution.{key}={json.dumps(value)}")
+        if args.ray_address and not args.executor:
+            overrides.append('execution.executor="ray"')
+        if args.workers and not args.executor:
+            overrides.append('execution.executor="local"')
+        experiment = load_experiment(args.config, overrides, args.imports)
         if args.validate:
-            from erasure.core.runner import Runner
+            from erasure.execution.runner import Runner
 
             Runner(experiment, use_cache=False)  # also checks the device
             print(f"{args.config}: OK ({len(experiment.unlearners)} unlearners, {len(experiment.evaluators)} evaluators, "
                   f"{len(experiment.seeds)} seeds)")
             return 0
-        from erasure.core.runner import Runner
+        from erasure.execution.runner import Runner
 
         runner = Runner(experiment, use_cache=not args.no_cache, overwrite=args.overwrite, progress=not args.no_progress)
         return runner.run().exit_code
@@ -107,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        from erasure.core.runner import RunError
+        from erasure.execution.runner import RunError
 
         label = "error" if isinstance(exc, RunError) else f"unexpected error ({type(exc).__name__})"
         print(f"{label}: {exc}\n(rerun with --debug for the traceback)", file=sys.stderr)

@@ -40,18 +40,23 @@ def tiny_config(tmp_path: Path, **changes: Any) -> dict[str, Any]:
 
 
 def make_runner(config: dict[str, Any], **options: Any):
-    """Build an experiment from a config dict and a quiet runner for it."""
+    """Build an experiment from a config dict and a quiet runner (the driver) for it."""
     from erasure.core.config import build_experiment
-    from erasure.core.runner import Runner
+    from erasure.execution.runner import Runner
 
     options.setdefault("use_cache", False)
     return Runner(build_experiment(copy.deepcopy(config)), progress=False, out=lambda *_: None, **options)
 
 
+def make_workspace(config: dict[str, Any], **options: Any):
+    """The in-process workspace of a config: its seeds' data and reference models, and its jobs."""
+    return make_runner(config, **options).workspace
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory: pytest.TempPathFactory):
-    """(runner, seed state) with the original and gold models trained, shared by the whole session."""
-    runner = make_runner(tiny_config(tmp_path_factory.mktemp("tiny")))
-    state = runner.prepare_seeds()[0]
-    runner.train_references(state)
-    return runner, state
+    """(workspace, seed state) with the original and gold models trained, shared by the whole session."""
+    workspace = make_workspace(tiny_config(tmp_path_factory.mktemp("tiny")))
+    state = workspace.prepare_seeds()[0]
+    workspace.train_references(state)
+    return workspace, state

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_runner, tiny_config
+from conftest import make_workspace, tiny_config
 from erasure.core.factory import build
 from erasure.core.registry import load_builtins, registry
 
@@ -36,7 +36,7 @@ def worlds(tmp_path_factory):
         if key not in built:
             config = tiny_config(tmp_path_factory.mktemp("contract"))
             config["data"]["forget"] = forget
-            runner = make_runner(config)
+            runner = make_workspace(config)
             state = runner.prepare_seeds()[0]
             runner.train_references(state)
             built[key] = runner, state

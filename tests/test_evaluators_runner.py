@@ -5,7 +5,7 @@ import json
 import pytest
 
 from erasure.core.config import build_experiment
-from erasure.core.runner import Runner
+from erasure.execution.runner import Runner
 from erasure.results.writers import read_rows
 
 EVALUATORS = [

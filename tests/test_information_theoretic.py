@@ -304,8 +304,8 @@ def test_mi_regularized_stop_checks():
 
 # -------------------------------------------------------------- MutualInformation
 def outcome_for(model: nn.Module, parts: Partitions, original: nn.Module | None = None) -> Outcome:
-    return Outcome(model=model, original=original or model, gold=model, partitions=parts, reference_partitions=parts,
-                   timing=Timing(), gold_timing=Timing(), seed=0, unlearner="x", device=CPU)
+    return Outcome(model=model, original=original or model, gold_provider=lambda: (model, Timing()), partitions=parts,
+                   reference_partitions=parts, timing=Timing(), seed=0, unlearner="x", device=CPU)
 
 
 def test_mutual_information_evaluator_uses_whole_forget_and_retain_sets():
@@ -321,7 +321,7 @@ def test_mutual_information_evaluator_uses_whole_forget_and_retain_sets():
 # ------------------------------------------------------------- end to end: trajectories
 def test_trajectories_reach_csv_and_wandb_history_and_plot(tmp_path, monkeypatch):
     from erasure.core.config import build_experiment
-    from erasure.core.runner import Runner
+    from erasure.execution.runner import Runner
     from erasure.plot import main as plot_main
     from erasure.results.writers import read_rows
 

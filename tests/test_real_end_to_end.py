@@ -10,7 +10,7 @@ from real_formats import write_mnist, write_tudataset  # noqa: E402
 from test_real_sources import _adult_like, _text_parquet  # noqa: E402
 
 from erasure.core.config import build_experiment  # noqa: E402
-from erasure.core.runner import Runner  # noqa: E402
+from erasure.execution.runner import Runner  # noqa: E402
 
 
 def run(tmp_path, source, forget, model, epochs=2, unlearners=None):
@@ -53,7 +53,7 @@ def test_tabular_uci_group_forget(tmp_path, monkeypatch):
 
 
 def test_graph_nodes_gold_trains_on_the_pruned_graph(tmp_path, monkeypatch):
-    import erasure.core.runner as runner_module
+    import erasure.execution.workspace as runner_module
 
     seen = []
     real = runner_module.train_model

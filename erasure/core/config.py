@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -138,6 +139,7 @@ def validate_structure(config: dict[str, Any]) -> None:
         "minItems": lambda: f"expected at least {value} item(s)",
         "uniqueItems": lambda: "expected distinct items",
         "pattern": lambda: f"expected a string matching {value}",
+        "enum": lambda: "expected one of " + ", ".join(json.dumps(v) for v in value),
     }
     expected = wording[error.validator]() if error.validator in wording else None
     given = json.dumps(error.instance)[:60]
@@ -173,23 +175,28 @@ class Experiment:
     cache_enabled: bool
     config: dict[str, Any]
     file: str = "<config>"
+    execution: Any = None  # erasure.execution.settings.Execution: how jobs run, never what they compute
 
-    @property
+    @functools.cached_property
     def config_hash(self) -> str:
-        """Hash of what determines a job's results besides its seed and unlearner."""
-        keys = ("data", "model", "training", "evaluators", "imports")
-        part = {k: self.config.get(k) for k in keys}
+        """Hash of what determines a job's results besides its seed and unlearner, taken over the
+        resolved config (defaults filled in), so the file ``config.resolved.json`` has the same hash."""
+        resolved = self.resolved_config()
+        part = {k: resolved.get(k) for k in ("data", "model", "training", "evaluators", "imports")}
         part["version"] = __version__
         return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
+    @property
+    def source_spec(self) -> dict[str, Any]:
+        """The data source as class and full parameters (what cache keys are made of)."""
+        return _spec(self.source, self.config["data"]["source"])
+
     def resolved_config(self) -> dict[str, Any]:
         """The config with defaults filled in and every component's full parameters."""
-
-        def spec(obj: Any, cls_spec: dict) -> dict:
-            return {"class": cls_spec["class"], "parameters": _jsonable(obj.get_params())}
-
+        spec = _spec
         cfg = copy.deepcopy(self.config)
         cfg["seeds"], cfg["device"] = self.seeds, self.device
+        cfg["imports"] = list(self.imports)
         cfg["data"]["source"] = spec(self.source, cfg["data"]["source"])
         cfg["data"]["forget"] = spec(self.forget, cfg["data"]["forget"])
         cfg["data"]["split"] = _jsonable(vars(self.split))
@@ -198,7 +205,14 @@ class Experiment:
         cfg["evaluators"] = [spec(ev, s) for ev, s in zip(self.evaluators, cfg.get("evaluators", DEFAULT_EVALUATORS))]
         cfg["output"] = {"dir": str(self.output_dir),
                          "writers": [spec(w, s) for w, s in zip(self.writers, cfg.get("output", {}).get("writers", DEFAULT_WRITERS))]}
+        if self.execution is not None:
+            cfg["execution"] = _jsonable(self.execution.as_dict())
         return cfg
+
+
+def _spec(obj: Any, cls_spec: dict) -> dict:
+    cls_spec = {"class": cls_spec} if isinstance(cls_spec, str) else cls_spec
+    return {"class": cls_spec["class"], "parameters": _jsonable(obj.get_params())}
 
 
 def _jsonable(value: Any) -> Any:
@@ -218,9 +232,11 @@ def check_writable(directory: Path, path: str) -> None:
         raise ConfigError(f"cannot write to {directory}: {probe} is not writable", path)
 
 
-def build_experiment(config: dict[str, Any], base_dir: Path | None = None) -> Experiment:
-    """Validate the structure and build every component of a parsed config."""
+def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check_output: bool = True) -> Experiment:
+    """Validate the structure and build every component of a parsed config (``check_output``:
+    also check that the output directory can be written; workers, which write nothing, skip it)."""
     from erasure.data.partitions import Split
+    from erasure.execution.settings import Execution
     from erasure.models.training import TrainingRecipe
 
     validate_structure(config)
@@ -255,16 +271,25 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None) -> Ex
         output = config.get("output", {})
         writer_specs = output.get("writers", DEFAULT_WRITERS)
         writers = [build(w, "writer", f"output.writers[{i}]") for i, w in enumerate(writer_specs)]
+    execution_params = config.get("execution", {})
+    check_parameters(Execution, execution_params, "execution")
+    execution = Execution(**execution_params)
+    try:
+        execution.check()
+    except ConfigError as exc:
+        exc.path = join_path("execution", exc.path)
+        raise
     out_dir = Path(output.get("dir", f"results/{config['name']}")).expanduser()
     if base_dir is not None and not out_dir.is_absolute():
         out_dir = base_dir / out_dir
-    check_writable(out_dir, "output.dir")
+    if check_output:
+        check_writable(out_dir, "output.dir")
     cache = config.get("cache", {})
     return Experiment(
         name=config["name"], seeds=list(config.get("seeds", [0])), device=config.get("device", "auto"),
         imports=imports, source=source, split=split, forget=forget, model_spec=config["model"], recipe=recipe,
         unlearners=unlearners, evaluators=evaluators, output_dir=out_dir, writers=writers,
-        cache_dir=cache.get("dir"), cache_enabled=cache.get("enabled", True), config=config,
+        cache_dir=cache.get("dir"), cache_enabled=cache.get("enabled", True), config=config, execution=execution,
     )
 
 

@@ -21,6 +21,16 @@ from erasure.models.training import predict_logits
 ModelName = Literal["unlearned", "original", "gold"]
 
 
+class Undefined(float):
+    """A metric value that is undefined here (NaN) and says why, e.g. ``Undefined("no forget_test
+    samples")``; its row gets status ``undefined`` and the reason instead of ``ok``."""
+
+    def __new__(cls, reason: str) -> "Undefined":
+        value = super().__new__(cls, float("nan"))
+        value.reason = reason
+        return value
+
+
 @dataclass
 class Outcome:
     """One (seed, unlearner) job after ``unlearn``.
@@ -32,11 +42,11 @@ class Outcome:
 
     model: nn.Module
     original: nn.Module
-    gold: nn.Module
+    # () -> (gold model, its training timing); gold is trained (or loaded) on first use only
+    gold_provider: Callable[[], tuple[nn.Module, Timing]]
     partitions: Partitions
     reference_partitions: Partitions
     timing: Timing
-    gold_timing: Timing
     seed: int
     unlearner: str
     device: torch.device
@@ -50,9 +60,24 @@ class Outcome:
     # unlearn_reference(seed) -> the same unlearner applied to an original trained with ``seed``
     # (through the model cache): repeated unlearning for per-example attacks.
     unlearn_reference: Callable[[int], nn.Module] | None = None
+    # per-example arrays worth keeping (e.g. ForgettingQuality's per-example ε); the driver saves
+    # each as artifacts/seed<seed>/<unlearner>/<name>.npy beside the results
+    artifacts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gold(self) -> nn.Module:
+        """The gold model (retrained on D_r with the original's recipe and seed)."""
+        return self.gold_provider()[0]
+
+    @property
+    def gold_timing(self) -> Timing:
+        """How long gold took to train (where and how it was measured: see :class:`Timing`)."""
+        return self.gold_provider()[1]
 
     def model_named(self, which: ModelName) -> nn.Module:
-        return {"unlearned": self.model, "original": self.original, "gold": self.gold}[which]
+        if which == "gold":
+            return self.gold
+        return {"unlearned": self.model, "original": self.original}[which]
 
     def partitions_for(self, which: ModelName) -> Partitions:
         return self.partitions if which == "unlearned" else self.reference_partitions
@@ -74,9 +99,11 @@ class Outcome:
 
 
 class Evaluator(Component, kind="evaluator"):
-    """Base of every evaluation. ``requires`` names metrics (of other evaluators) this one reads."""
+    """Base of every evaluation. ``requires`` names metrics (of other evaluators) this one reads;
+    ``uses_gold`` says it reads the gold model (or its timing), so the plan trains gold ahead."""
 
     requires: ClassVar[tuple[str, ...]] = ()
+    uses_gold: ClassVar[bool] = False
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         raise NotImplementedError

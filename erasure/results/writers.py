@@ -68,7 +68,7 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
 class CSVWriter(Writer):
     """``output.dir/filename``: one header, rows appended and flushed job by job.
 
-    On a rerun, jobs whose rows are all ``ok`` are skipped, failed jobs are run
+    On a rerun, jobs without an ``error`` row are skipped, failed jobs are run
     again (their old rows removed), and a torn last line is dropped. Rows of a
     different config (another ``config_hash``) are refused unless ``--overwrite``.
     """
@@ -90,7 +90,7 @@ class CSVWriter(Writer):
                 f"now {run.config_hash}); pass --overwrite to replace it or choose another output.dir",
                 "output.dir",
             )
-        failed = {job_key(r) for r in rows if r["status"] != "ok"}
+        failed = {job_key(r) for r in rows if r["status"] == "error"}
         self.finished = {job_key(r) for r in rows} - failed
         kept = [r for r in rows if job_key(r) not in failed]
         tmp = self.path.with_suffix(".tmp")

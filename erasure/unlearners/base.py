@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -68,7 +68,11 @@ class UnlearningContext:
 
 
 class Unlearner(Component, kind="unlearner"):
-    """Base of every unlearning method. Subclasses implement :meth:`unlearn`."""
+    """Base of every unlearning method. Subclasses implement :meth:`unlearn`. ``uses_gold`` says the
+    method reads the gold model (``ctx.reuse_gold`` / ``ctx.gold_provider``), so the plan trains it
+    ahead; gold is trained on first use anyway."""
+
+    uses_gold: ClassVar[bool] = False
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         raise NotImplementedError

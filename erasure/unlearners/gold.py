@@ -12,6 +12,8 @@ class GoldModel(Unlearner):
     an unlearner reports that model, with its training cost as run time.
     """
 
+    uses_gold = True
+
     def __init__(self) -> None:
         pass
 

@@ -59,3 +59,80 @@ class ParameterCount(Evaluator, register=False):
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         return {"parameter_count": float(sum(p.numel() for p in outcome.model.parameters()))}
+
+
+class KillAlways(Unlearner, register=False):
+    """Kills its own process (SIGKILL) every time: a worker that always dies on this job."""
+
+    def __init__(self) -> None:
+        pass
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        os.kill(os.getpid(), signal.SIGKILL)
+        return model
+
+
+class Raises(Unlearner, register=False):
+    """Raises ``SystemExit`` or ``KeyboardInterrupt`` from inside ``unlearn``."""
+
+    def __init__(self, kind: str = "SystemExit"):
+        self.kind = kind
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        raise SystemExit(3) if self.kind == "SystemExit" else KeyboardInterrupt()
+
+
+class ChangesSharedData(Unlearner, register=False):
+    """Writes into the data it was given: ``what`` is "targets" (its own copy) or "inputs" (shared)."""
+
+    def __init__(self, what: str = "inputs"):
+        self.what = what
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        getattr(ctx.partitions.dataset, self.what).zero_()
+        return model
+
+
+class NaNWeights(Unlearner, register=False):
+    """Leaves a NaN in the first parameter (a diverged method)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        with torch.no_grad():
+            next(model.parameters()).view(-1)[0] = float("nan")
+        return model
+
+
+class ProcessFacts(Evaluator, register=False):
+    """torch's thread count inside the job, and a per-example artifact."""
+
+    def __init__(self) -> None:
+        pass
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        outcome.artifacts["forget_targets"] = outcome.targets("forget").cpu().numpy()
+        return {"torch_threads": float(torch.get_num_threads())}
+
+
+class ReadsGold(Evaluator, register=False):
+    """Reads the gold model without declaring ``uses_gold`` (gold is then trained on first use)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        return {"gold_parameters": float(sum(p.numel() for p in outcome.gold.parameters()))}
+
+
+class UndefinedValues(Evaluator, register=False):
+    """One NaN with a reason and one without."""
+
+    def __init__(self) -> None:
+        pass
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        from erasure.evaluators.base import Undefined
+
+        return {"explained": Undefined("no samples to score"), "unexplained": float("nan"), "fine": 1.0}

@@ -1,6 +1,8 @@
 """Gaussian classes, generated from their own seed, optionally with a sensitive attribute."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from erasure.core.params import Fraction, NonNegativeFloat, PositiveInt, Range
@@ -16,6 +18,8 @@ class Synthetic(DataSource):
     equals ``y mod 2`` with probability ``attribute_correlation`` and shifts the
     features by ``attribute_shift`` along a fixed direction, so ``z`` is
     correlated with both the label and the features (for feature unlearning).
+    With ``image_shape`` (e.g. ``[3, 32, 32]``) the samples are images of that shape, with
+    ``n_features`` ignored: CIFAR-shaped data for convolutional models without a download.
     The data depends on ``seed`` only, not on the experiment seed.
     """
 
@@ -29,6 +33,7 @@ class Synthetic(DataSource):
         attribute_correlation: Fraction = 0.8,
         attribute_shift: float = 2.0,
         seed: int = 0,
+        image_shape: list[PositiveInt] | None = None,
     ):
         self.n_samples = n_samples
         self.n_features = n_features
@@ -38,18 +43,22 @@ class Synthetic(DataSource):
         self.attribute_correlation = attribute_correlation
         self.attribute_shift = attribute_shift
         self.seed = seed
+        self.image_shape = image_shape
 
     def load(self) -> Dataset:
         g = torch.Generator().manual_seed(self.seed)
-        means = torch.randn(self.num_classes, self.n_features, generator=g) * self.class_sep
+        width = math.prod(self.image_shape) if self.image_shape else self.n_features
+        means = torch.randn(self.num_classes, width, generator=g) * self.class_sep
         targets = torch.arange(self.n_samples) % self.num_classes
         targets = targets[torch.randperm(self.n_samples, generator=g)]
-        features = means[targets] + torch.randn(self.n_samples, self.n_features, generator=g)
+        features = means[targets] + torch.randn(self.n_samples, width, generator=g)
         attributes = {}
         if self.attribute:
             agree = torch.rand(self.n_samples, generator=g) < self.attribute_correlation
             z = torch.where(agree, targets % 2, 1 - targets % 2)
-            direction = torch.randn(self.n_features, generator=g)
+            direction = torch.randn(width, generator=g)
             features = features + self.attribute_shift * z[:, None].float() * direction / direction.norm()
             attributes[self.attribute] = z
+        if self.image_shape:
+            features = features.reshape(self.n_samples, *self.image_shape)
         return Dataset(features, targets, self.num_classes, attributes, name="synthetic")

@@ -1,0 +1,246 @@
+"""The driver: plan the jobs of an experiment, hand them to an executor, write what comes back.
+
+``Runner(experiment).run()`` opens the writers (the CSV writer refuses results of another config
+and tells which jobs are already finished), plans the unfinished (seed, unlearner) jobs and the
+reference models they need (:mod:`erasure.execution.jobs`), runs them on the chosen executor
+(:mod:`erasure.execution.executors`) and writes each job's rows as they arrive: the driver is the
+only writer of results, whatever the executor. It ends with the summary table.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from erasure.core.cache import ModelCache
+from erasure.core.config import SCHEMA_PATH, Experiment, build_experiment
+from erasure.core.errors import ConfigError
+from erasure.core.seeding import resolve_device
+from erasure.execution.executors import Executor, LocalExecutor, SerialExecutor, WorkerSetup
+from erasure.execution.jobs import JobResult, UnlearnTask, make_plan
+from erasure.execution.safety import user_interrupts_marked
+from erasure.execution.settings import Execution
+from erasure.execution.workspace import RunError, Workspace, params_json, versions
+from erasure.results.summary import format_wide, summarize, write_summary
+from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
+
+log = logging.getLogger("erasure")
+__all__ = ["Runner", "RunReport", "RunError", "workspace_from_setup"]
+
+
+@dataclass
+class RunReport:
+    results_path: Any
+    rows_written: int
+    errors: int
+    skipped: int
+    summary: list[dict[str, Any]]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.errors else 0
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` for the block (the job's CPU budget)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def workspace_from_setup(setup: WorkerSetup) -> Workspace:
+    """A worker's workspace, built from the same config as the driver's."""
+    torch.set_num_threads(setup.threads)
+    experiment = build_experiment(setup.config, check_output=False)
+    experiment.file = setup.file
+    return Workspace(experiment, device=torch.device(setup.device),
+                     cache=ModelCache(setup.cache_dir, enabled=setup.cache_enabled), run_id=setup.run_id)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("._") or "job"
+
+
+class Runner:
+    """Executes an experiment; see the module docstring. ``execution`` overrides the config's."""
+
+    def __init__(self, experiment: Experiment, *, use_cache: bool = True, overwrite: bool = False,
+                 progress: bool = True, out: Callable[[str], None] = print, execution: Execution | None = None):
+        self.exp = experiment
+        self.overwrite = overwrite
+        self.progress = progress
+        self.out = out
+        self.execution = execution or experiment.execution
+        self.cache = ModelCache(experiment.cache_dir, enabled=use_cache and experiment.cache_enabled)
+        try:
+            self.device = resolve_device(experiment.device)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(str(exc), "device", experiment.file) from exc
+        self.run_id = uuid.uuid4().hex[:12]
+        self.workspace = Workspace(experiment, device=self.device, cache=self.cache, run_id=self.run_id)
+
+    # ------------------------------------------------------------- executors
+    def _worker_setup(self, cache_dir: str | None, cache_enabled: bool) -> WorkerSetup:
+        prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        paths = [p for p in sys.path if p and os.path.isdir(p)
+                 and not any(os.path.realpath(p).startswith(prefix) for prefix in prefixes)]
+        return WorkerSetup(config=self.exp.config, file=self.exp.file, device=str(self.device), cache_dir=cache_dir,
+                           cache_enabled=cache_enabled, run_id=self.run_id, threads=self.execution.cpus_per_job,
+                           sys_path=paths)
+
+    def _devices(self) -> list[str]:
+        """Devices the local pool's workers take round-robin: every visible GPU for ``auto``/``cuda``."""
+        if self.device.type == "cuda" and self.exp.device in ("auto", "cuda"):
+            return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        return [str(self.device)]
+
+    def make_executor(self, shared_cache_dir: str | None) -> Executor:
+        settings = self.execution
+        if settings.executor == "serial":
+            return SerialExecutor(self.workspace)
+        cache_dir, enabled = (str(self.cache.directory), True) if self.cache.enabled else (shared_cache_dir, True)
+        setup = self._worker_setup(cache_dir, enabled)
+        template = {"run_id": self.run_id, "experiment": self.exp.name, "config_hash": self.exp.config_hash,
+                    "versions": versions(), "device": str(self.device)}
+        if settings.executor == "local":
+            return LocalExecutor(setup, settings.pool_size(), self._devices(), settings.max_retries, template)
+        from erasure.execution.ray_executor import RayExecutor
+
+        gpus = settings.gpus_per_job if settings.gpus_per_job is not None else float(self.device.type == "cuda")
+        return RayExecutor(setup, settings, gpus, template)
+
+    # ------------------------------------------------------------------- run
+    def run(self) -> RunReport:
+        from tqdm import tqdm
+
+        exp = self.exp
+        exp.output_dir.mkdir(parents=True, exist_ok=True)
+        resolved = exp.resolved_config()
+        schema = os.path.relpath(SCHEMA_PATH, exp.output_dir.resolve())
+        resolved = {"$schema": schema, **{k: v for k, v in resolved.items() if k != "$schema"}}
+        resolved["execution"] = self.execution.as_dict()
+        info = RunInfo(exp.output_dir, exp.name, self.run_id, exp.config_hash, resolved, self.overwrite)
+        writers = list(exp.writers)
+        if not any(isinstance(w, CSVWriter) for w in writers):
+            writers.insert(0, CSVWriter())
+        csv_writer = next(w for w in writers if isinstance(w, CSVWriter))
+        try:
+            for w in writers:
+                w.open(info)
+        except ConfigError as exc:
+            raise exc.in_file(exp.file)
+        (exp.output_dir / "config.resolved.json").write_text(json.dumps(resolved, indent=2))
+        self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
+        parameters = {e.label: params_json(e.unlearner) for e in exp.unlearners}
+        plan = make_plan(exp, parameters, csv_writer.finished)
+        if plan.skipped:
+            self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} (--overwrite reruns them).")
+        tally = {"errors": 0, "written": 0, "done": 0}
+        lines = not (self.progress and sys.stderr.isatty())
+        bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
+
+        def on_result(result: JobResult) -> None:
+            if result.fatal:
+                raise RunError(result.fatal)
+            if lines:
+                for event in result.events:
+                    self.out(event)
+            if not isinstance(result.task, UnlearnTask):
+                return
+            self._write(writers, result.rows)
+            self._save_artifacts(result)
+            tally["errors"] += sum(r["status"] == "error" for r in result.rows)
+            tally["written"] += len(result.rows)
+            tally["done"] += 1
+            bar.update()
+            bar.set_postfix_str(result.task.describe())
+            if lines:
+                self.out(f"[{tally['done']}/{len(plan)}] {result.task.describe()}: {result.seconds:.1f} s"
+                         f"{_headline(result.rows)}")
+
+        shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
+        executor = None
+        try:
+            with torch_threads(self.execution.cpus_per_job), user_interrupts_marked():
+                executor = self.make_executor(shared_cache)
+                executor.run(plan, on_result)
+        finally:
+            bar.close()
+            if executor is not None:
+                executor.close()
+            if shared_cache:
+                shutil.rmtree(shared_cache, ignore_errors=True)
+            for w in writers:
+                try:
+                    w.close()
+                except Exception as exc:  # a writer's cleanup must not hide the results
+                    log.warning("writer %s failed to close: %s", type(w).__name__, exc)
+        current = {job_key({"seed": s, "unlearner": label, "parameters": p})
+                   for s in exp.seeds for label, p in parameters.items()}
+        rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash and job_key(r) in current]
+        order = {label: i for i, label in enumerate(parameters)}
+        records = sorted(summarize(rows), key=lambda r: order.get(r["unlearner"], len(order)))
+        write_summary(records, exp.output_dir / "summary.csv")
+        self.out(format_wide(records))
+        self.out(f"\n95% intervals and paired differences to GoldModel: {exp.output_dir / 'summary.csv'}"
+                 f" (python -m erasure.summarize {csv_writer.path})")
+        self.out(f"\nResults: {csv_writer.path}  ({tally['written']} rows written, {tally['errors']} errors)")
+        for r in rows:
+            if r["status"] == "error" and r["run_id"] == self.run_id:
+                self.out(f"  error: seed {r['seed']} {r['unlearner']} {r['metric']}: {r['error']}")
+        return RunReport(csv_writer.path, tally["written"], tally["errors"], plan.skipped, records)
+
+    def _write(self, writers: list, rows: list[dict[str, Any]]) -> None:
+        for w in list(writers):
+            try:
+                w.write(rows)
+            except Exception as exc:
+                if isinstance(w, CSVWriter):
+                    raise
+                log.warning("writer %s failed and is switched off: %s", type(w).__name__, exc)
+                writers.remove(w)
+
+    def _save_artifacts(self, result: JobResult) -> None:
+        """Per-example arrays as ``artifacts/seed<seed>/<unlearner>/<name>.npy``, listed in ``artifacts/index.csv``."""
+        if not result.artifacts:
+            return
+        task = result.task
+        root = self.exp.output_dir / "artifacts"
+        folder = root / f"seed{task.seed}" / _slug(task.label)
+        folder.mkdir(parents=True, exist_ok=True)
+        index = root / "index.csv"
+        new = not index.exists()
+        with open(index, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["seed", "unlearner", "name", "path"])
+            for name, array in sorted(result.artifacts.items()):
+                path = folder / f"{_slug(name)}.npy"
+                np.save(path, np.asarray(array), allow_pickle=False)
+                writer.writerow([task.seed, task.label, name, path.relative_to(root).as_posix()])
+
+
+def _headline(rows: list[dict[str, Any]], limit: int = 4) -> str:
+    """``, accuracy_forget 0.012, accuracy_test 0.951`` (the first few final values), or the first error."""
+    errors = [r for r in rows if r["status"] == "error"]
+    if errors:
+        return f", error in {errors[0]['metric']}: {errors[0]['error'][:120]}"
+    final = [r for r in rows if r.get("step") is None and r["status"] == "ok"][:limit]
+    return "".join(f", {r['metric']} {float(r['value']):.4g}" for r in final)

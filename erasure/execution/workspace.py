@@ -1,0 +1,384 @@
+"""One process's view of an experiment: its data, the reference models of each seed, and the jobs.
+
+A :class:`Workspace` runs tasks (:mod:`erasure.execution.jobs`) and returns their rows; it never
+writes results. Every executor runs the same code: the serial executor has one workspace in the
+driver's process, the local pool and Ray one per worker process, each built from the same config.
+
+Reference models (the original and gold of each seed, the shadow and replica models of the
+per-example attacks) are trained once per content key, shared through the model cache (whose
+file lock makes concurrent workers wait for one writer) and kept in memory once loaded. Gold is
+trained only when something reads it.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from erasure import __version__
+from erasure.core.cache import ModelCache, content_key
+from erasure.core.config import Experiment, UnlearnerEntry
+from erasure.core.errors import ConfigError
+from erasure.core.factory import allowed_imports, build
+from erasure.core.seeding import derive_seed, seed_everything
+from erasure.core.timing import Timing, measure
+from erasure.data.dataset import Dataset
+from erasure.data.partitions import Partitions, make_partitions
+from erasure.evaluators.base import Outcome
+from erasure.execution.jobs import JobResult, ReferenceTask, Task, UnlearnTask
+from erasure.execution.safety import (
+    interrupted_by_user, nonfinite_parameters, partitions_for_job, signature, undefined_reason,
+)
+from erasure.models.training import TrainingRecipe, train_model
+from erasure.unlearners.base import UnlearningContext
+
+log = logging.getLogger("erasure")
+
+
+class RunError(RuntimeError):
+    """The run cannot go on (data that does not load, a device that is missing); exit code 1."""
+
+
+def versions() -> str:
+    return f"erasure={__version__} torch={torch.__version__} python={platform.python_version()}"
+
+
+def index_hash(index: Tensor) -> str:
+    return hashlib.sha256(index.detach().cpu().numpy().tobytes()).hexdigest()[:16]
+
+
+def params_json(unlearner: Any) -> str:
+    """An unlearner's parameters as canonical JSON (part of a job's identity)."""
+    return json.dumps(unlearner.get_params(), sort_keys=True, default=str)
+
+
+@dataclass
+class SeedState:
+    """Everything shared by the jobs of one seed in this process."""
+
+    seed: int
+    partitions: Partitions
+    data_key: str = ""
+    models: dict[str, tuple[nn.Module, Timing]] = field(default_factory=dict)  # "original", "gold"
+    shared_memo: dict = field(default_factory=dict)
+    signatures: dict[str, Any] = field(default_factory=dict)  # of the shared tensors, to detect changes
+
+    @property
+    def original(self) -> nn.Module | None:
+        return self.models.get("original", (None, None))[0]
+
+    @property
+    def gold(self) -> nn.Module | None:
+        return self.models.get("gold", (None, None))[0]
+
+
+class Workspace:
+    """Builds and runs the tasks of one experiment in this process (see the module docstring)."""
+
+    def __init__(self, experiment: Experiment, *, device: torch.device, cache: ModelCache, run_id: str):
+        self.exp = experiment
+        self.device = device
+        self.cache = cache
+        self.run_id = run_id
+        self.entries: dict[str, UnlearnerEntry] = {e.label: e for e in experiment.unlearners}
+        self.states: dict[int, SeedState] = {}
+        self.events: list[str] = []  # log lines about reference models, drained by each task
+        self._dataset: Dataset | None = None
+
+    # ------------------------------------------------------------------ data
+    def dataset(self) -> Dataset:
+        if self._dataset is None:
+            try:
+                self._dataset = self.exp.source.load()
+            except ConfigError:
+                raise
+            except Exception as exc:
+                raise RunError(f"data source {type(self.exp.source).__name__} failed to load: {describe(exc)}") from exc
+        return self._dataset
+
+    def state(self, seed: int) -> SeedState:
+        """The partitions of ``seed`` (built on first use); reference models are added as they are trained."""
+        if seed not in self.states:
+            dataset = self.dataset()
+            try:
+                parts = make_partitions(dataset, self.exp.split, self.exp.forget, seed, prepare=self.exp.source.prepare)
+            except ConfigError as exc:
+                raise exc.in_file(self.exp.file)
+            state = SeedState(seed, parts.to(self.device), data_key=dataset.fingerprint())
+            state.signatures["data"] = signature(state.partitions)
+            self.states[seed] = state
+        return self.states[seed]
+
+    def prepare_seeds(self) -> list[SeedState]:
+        """Load the data and partition it for every seed (config errors surface before any training)."""
+        return [self.state(seed) for seed in self.exp.seeds]
+
+    # ---------------------------------------------------------------- models
+    def make_model(self, dataset: Dataset, init_seed: int | None = None) -> nn.Module:
+        """The config's model for this data; initialised from ``init_seed`` without touching the global RNG."""
+        provided = {**dataset.info, "input_shape": dataset.input_shape, "num_classes": dataset.num_classes}
+        with allowed_imports(self.exp.imports):
+            if init_seed is None:
+                return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(init_seed)
+                return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
+
+    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int,
+                     recipe: TrainingRecipe | None = None, partitions: Partitions | None = None) -> tuple[nn.Module, Timing]:
+        """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
+
+        Initialisation and shuffling derive from ``seed`` alone, so the same
+        (tag, data, index, seed, recipe) gives the same model in any run and any process.
+        """
+        parts = partitions or state.partitions
+        recipe = recipe or self.exp.recipe
+        graph = {"graph": index_hash(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
+        key = content_key(
+            kind=tag, data=state.data_key, source=self.exp.source_spec, split=index_hash(index),
+            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph,
+        )
+
+        def train(model: nn.Module) -> Timing:
+            with torch.random.fork_rng(devices=[]):
+                generator = seed_everything(derive_seed(seed, "train"))
+                with measure(self.device) as timing:
+                    train_model(model, parts, index, recipe, generator)
+            return timing
+
+        model, timing, hit = self.cache.get_or_train(
+            key, self.make_model(parts.dataset, derive_seed(seed, "model-init")), train,
+            {"kind": tag, "seed": seed, "experiment": self.exp.name},
+        )
+        how = "loaded from the cache" if hit else "trained"
+        event = f"seed {state.seed}: {tag} model (seed {seed}) {how} ({timing.wall_seconds:.1f} s to train)"
+        log.info(event)
+        if not hit:
+            self.events.append(event)
+        return model, timing
+
+    def reference(self, state: SeedState, kind: str) -> tuple[nn.Module, Timing]:
+        """The seed's original (trained on train, over the data before the forget request) or gold
+        (retrained on retain) model with its training timing; trained or loaded once per process."""
+        if kind not in state.models:
+            parts = state.partitions
+            if kind == "original":
+                model, timing = self.train_cached(state, "original", parts["train"], state.seed, partitions=parts.before_forget())
+            elif kind == "gold":
+                model, timing = self.train_cached(state, "gold", parts["retain"], state.seed)
+            else:
+                raise ValueError(f"unknown reference model {kind!r}")
+            bad = nonfinite_parameters(model)
+            if bad:
+                raise RunError(f"the {kind} model of seed {state.seed} has non-finite parameters ({bad}); "
+                               "check the training recipe (learning rate, loss)")
+            state.models[kind] = (model, timing)
+            state.signatures[kind] = signature(model)
+        return state.models[kind]
+
+    def train_references(self, state: SeedState) -> None:
+        """Train (or load) both reference models of ``state`` now."""
+        self.reference(state, "original")
+        self.reference(state, "gold")
+
+    # ------------------------------------------------------------------ jobs
+    def _row(self, seed: int, label: str, params: str, metric: str, value: Any = None, *, status: str = "ok",
+             error: str = "", step: int | None = None, wall: float | None = None) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "experiment": self.exp.name, "config_hash": self.exp.config_hash, "seed": seed,
+            "unlearner": label, "parameters": params, "metric": metric, "value": value, "step": step,
+            "status": status, "error": error, "wall_seconds": wall, "versions": versions(), "device": str(self.device),
+        }
+
+    def make_context(self, state: SeedState, label: str, seed: int | None = None,
+                     gold_provider: Callable[[], tuple[nn.Module, Timing]] | None = None) -> UnlearningContext:
+        """Reseed from (seed, label) and build the context an unlearner runs in (``seed`` and
+        ``gold_provider`` default to the state's; other ones serve repeated unlearning). The
+        context's partitions and recipe are the job's own copies: changing them affects no other job."""
+        job_seed = derive_seed(state.seed if seed is None else seed, label)
+        generator = seed_everything(job_seed)
+        parts = partitions_for_job(state.partitions)
+        trajectory: list[tuple[int, str, float]] = []
+        ctx = UnlearningContext(
+            partitions=parts, device=self.device, num_classes=parts.dataset.num_classes,
+            recipe=copy.deepcopy(self.exp.recipe), seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
+            new_model=lambda: self.make_model(parts.dataset),
+            gold_provider=gold_provider or (lambda: self.reference(state, "gold")),
+            log_fn=lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()),
+        )
+        ctx.extras["trajectory"] = trajectory
+        return ctx
+
+    def make_outcome(self, state: SeedState, label: str, unlearner: Any, model: nn.Module, ctx: UnlearningContext,
+                     timing: Timing) -> Outcome:
+        """What evaluators see of one finished ``unlearn`` call."""
+        return Outcome(
+            model=model, original=self.reference(state, "original")[0], gold_provider=lambda: self.reference(state, "gold"),
+            partitions=ctx.evaluation_partitions or state.partitions, reference_partitions=state.partitions,
+            timing=timing, seed=state.seed, unlearner=label, device=self.device,
+            context=ctx, shared_memo=state.shared_memo,
+            train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
+            unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed),
+        )
+
+    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int) -> nn.Module:
+        """The same unlearner applied to an original trained with another ``seed``, through the cache.
+
+        The original and gold for ``seed`` come from :meth:`train_cached` and the context is built
+        as for a job of that seed, so per-example attacks (ForgettingQuality, ULiRA) get independent
+        samples of "unlearned". Keyed by that original's ingredients, the forget set and the
+        unlearner's class and parameters.
+        """
+        parts = state.partitions
+        original, _ = self.train_cached(state, "original", parts["train"], seed, partitions=parts.before_forget())
+        key = content_key(
+            kind="unlearned", data=state.data_key, source=self.exp.source_spec,
+            split=index_hash(parts["train"]), forget=index_hash(parts["forget"]), model=self.exp.model_spec,
+            training=self.exp.recipe.as_dict(), seed=seed, version=__version__, unlearner=type(unlearner).__name__,
+            parameters=params_json(unlearner),
+        )
+
+        def unlearn(model: nn.Module) -> Timing:
+            gold = lambda: self.train_cached(state, "gold", parts["retain"], seed)  # noqa: E731
+            with torch.random.fork_rng(devices=[]):
+                ctx = self.make_context(state, label, seed, gold)
+                with measure(self.device) as timing:
+                    result = unlearner.unlearn(model, ctx)
+            if result is not model:
+                model.load_state_dict(result.state_dict())
+            return timing
+
+        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
+                                              {"kind": "unlearned", "seed": seed, "unlearner": label})
+        return model
+
+    def evaluate(self, outcome: Outcome, evaluator: Any) -> dict[str, float]:
+        """Run one evaluator with its own seed (from the job's seed and its class name)."""
+        with torch.random.fork_rng(devices=[]):
+            seed_everything(derive_seed(outcome.context.seed, type(evaluator).__name__))
+            metrics = evaluator.evaluate(outcome)
+        return {str(k): v if isinstance(v, float) else float(v) for k, v in metrics.items()}
+
+    def run_job(self, state: SeedState, entry: UnlearnerEntry, params: str | None = None,
+                artifacts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure.
+
+        ``params`` is the job's identity computed once by the plan (default: from the unlearner
+        now). Per-example arrays the evaluators keep go into ``artifacts``.
+        """
+        params = params_json(entry.unlearner) if params is None else params
+        label = entry.label
+
+        def error(metric: str, exc: BaseException | str) -> dict[str, Any]:
+            text = exc if isinstance(exc, str) else describe(exc)
+            return self._row(state.seed, label, params, metric, status="error", error=text)
+
+        original = self.reference(state, "original")[0]
+        ctx = self.make_context(state, label)
+        model = copy.deepcopy(original)
+        try:
+            with measure(self.device) as timing:
+                model = entry.unlearner.unlearn(model, ctx)
+            if not isinstance(model, nn.Module):
+                raise TypeError(f"unlearn() returned {type(model).__name__}, expected an nn.Module")
+            bad = nonfinite_parameters(model)
+            if bad:
+                raise FloatingPointError(f"the unlearned model has non-finite parameters ({bad})")
+        except BaseException as exc:  # SystemExit and a component's own KeyboardInterrupt too
+            if interrupted_by_user(exc):
+                raise
+            log.debug("unlearner %s failed", label, exc_info=True)
+            return [error("unlearn", exc)] + self._changed_shared_state(state, label, params)
+        timing = ctx.timing_override or timing
+        wall = timing.wall_seconds
+        rows = [self._row(state.seed, label, params, m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
+        changed = self._changed_shared_state(state, label, params)
+        if changed:
+            return rows + changed
+        outcome = self.make_outcome(state, label, entry.unlearner, model, ctx, timing)
+        for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
+            name = type(evaluator).__name__
+            missing = [m for m in evaluator.requires if m not in outcome.metrics]
+            if missing:
+                rows.append(self._row(state.seed, label, params, name, status="error", wall=wall,
+                                      error=f"needs metrics {', '.join(missing)}, which no listed evaluator produced"))
+                continue
+            try:
+                metrics = self.evaluate(outcome, evaluator)
+            except BaseException as exc:
+                if interrupted_by_user(exc):
+                    raise
+                log.debug("evaluator %s failed on %s", name, label, exc_info=True)
+                rows.append(self._row(state.seed, label, params, name, status="error", error=describe(exc), wall=wall))
+                continue
+            outcome.metrics.update(metrics)
+            for k, v in metrics.items():
+                reason = undefined_reason(v)
+                rows.append(self._row(state.seed, label, params, k, float(v), wall=wall,
+                                      status="undefined" if reason else "ok", error=reason or ""))
+        changed = self._changed_shared_state(state, label, params)
+        if changed:
+            rows = [r for r in rows if r["status"] != "ok"] + changed
+        if artifacts is not None:
+            artifacts.update(outcome.artifacts)
+        return rows
+
+    def _changed_shared_state(self, state: SeedState, label: str, params: str) -> list[dict[str, Any]]:
+        """Error rows if the job changed data or models other jobs share; the seed is then rebuilt."""
+        changed = [name for name, value in (("the dataset", signature(state.partitions)),
+                                            *((k, signature(m)) for k, (m, _) in state.models.items()))
+                   if value != state.signatures["data" if name == "the dataset" else name]]
+        if not changed:
+            return []
+        del self.states[state.seed]  # rebuilt from the source and the cache by the next job
+        self._dataset = None
+        message = f"the job changed shared state ({', '.join(changed)}); components must not modify them in place"
+        return [self._row(state.seed, label, params, "shared_state", status="error", error=message)]
+
+    # ----------------------------------------------------------------- tasks
+    def execute(self, task: Task) -> JobResult:
+        """Run one task and return its rows (unlearning jobs) or its log lines (reference models)."""
+        self.events = []
+        start = time.perf_counter()
+        artifacts: dict[str, Any] = {}
+        rows: list[dict[str, Any]] = []
+        fatal = None
+        if isinstance(task, ReferenceTask):
+            try:
+                state = self.state(task.seed)
+                if task.kind not in state.models:
+                    self.reference(state, task.kind)
+                    if not self.events:  # loaded from the cache: say so, with the time it took to train
+                        self.events.append(f"seed {task.seed}: {task.kind} model loaded from the cache "
+                                           f"({state.models[task.kind][1].wall_seconds:.1f} s to train)")
+            except RunError as exc:
+                fatal = str(exc)
+            except BaseException as exc:
+                if interrupted_by_user(exc):
+                    raise
+                log.debug("%s model of seed %d failed", task.kind, task.seed, exc_info=True)
+                fatal = f"the {task.kind} model of seed {task.seed} could not be trained: {describe(exc)}"
+        else:
+            try:
+                rows = self.run_job(self.state(task.seed), self.entries[task.label], task.parameters, artifacts)
+            except (RunError, ConfigError) as exc:  # data or the original that cannot be built: the run stops
+                fatal = str(exc)
+        return JobResult(task, rows, list(self.events), artifacts, time.perf_counter() - start, fatal)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` and the innermost frame, on one line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
+    text = f"{type(exc).__name__}: {exc}{where}"
+    return " ".join(text.split())[:500]
