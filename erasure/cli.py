@@ -129,3 +129,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = "error" if isinstance(exc, RunError) else f"unexpected error ({type(exc).__name__})"
         print(f"{label}: {exc}\n(rerun with --debug for the traceback)", file=sys.stderr)
         return 1
+
+
+COMMANDS = {
+    "run": "run an experiment: erasure run CONFIG [options]",
+    "validate": "build every component of a config and run nothing: erasure validate CONFIG [--set ...]",
+    "list": "list registered components and their parameters: erasure list [KIND]",
+    "report": "an offline HTML report of results: erasure report RESULTS... -o report.html",
+    "summarize": "rebuild summary.csv and print the statistics: erasure summarize RESULTS.csv",
+}
+
+
+def console(argv: Sequence[str] | None = None) -> int:
+    """The ``erasure`` command: ``erasure run|validate|list|report|summarize ...`` (``python main.py
+    CONFIG`` is ``erasure run CONFIG``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: erasure COMMAND [ARGS]\n\ncommands:")
+        for name, text in COMMANDS.items():
+            print(f"  {name:10s} {text}")
+        print("\n`erasure COMMAND --help` shows a command's options; `erasure --version` the version.")
+        return 0 if args else 2
+    if args[0] == "--version":
+        print(f"erasure {__version__}")
+        return 0
+    command, rest = args[0], args[1:]
+    if command == "run":
+        return main(rest)
+    if command == "validate":
+        return main([*rest, "--validate"])
+    if command == "list":
+        return main(["--list", *(rest or ["all"])])
+    if command == "report":
+        from erasure.report import main as report_main
+
+        return report_main(rest)
+    if command == "summarize":
+        from erasure.summarize import main as summarize_main
+
+        return summarize_main(rest)
+    print(f"erasure: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+    return 2

@@ -12,31 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent / "plugins"))
 
-TINY_CONFIG: dict[str, Any] = {
-    "name": "tiny",
-    "seeds": [0],
-    "device": "cpu",
-    "data": {
-        "source": {"class": "Synthetic", "parameters": {"n_samples": 240, "n_features": 8, "num_classes": 3,
-                                                        "attribute": "group", "seed": 0}},
-        "split": {"test_fraction": 0.25},
-        "forget": {"class": "ClassForget", "parameters": {"classes": [0]}},
-    },
-    "model": {"class": "MLP", "parameters": {"hidden": [16]}},
-    "training": {"epochs": 5, "batch_size": 32, "optimizer": {"class": "Adam", "parameters": {"lr": 0.01}}},
-    "unlearners": [{"class": "Identity"}],
-    "evaluators": [{"class": "Accuracy"}],
-    "output": {"writers": [{"class": "CSVWriter"}]},
-    "cache": {"enabled": False},
-}
-
-
-def tiny_config(tmp_path: Path, **changes: Any) -> dict[str, Any]:
-    """A deep copy of TINY_CONFIG writing to ``tmp_path``, with top-level keys replaced."""
-    config = copy.deepcopy(TINY_CONFIG)
-    config["output"]["dir"] = str(tmp_path / "out")
-    config.update(changes)
-    return config
+from erasure.testing.contract import TINY_CONFIG, tiny_config  # noqa: E402,F401  (the contract test's tiny world)
 
 
 def make_runner(config: dict[str, Any], **options: Any):

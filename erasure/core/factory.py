@@ -168,7 +168,7 @@ def resolve_class(name: str, slot: str, path: str) -> type:
 
 def _import_dotted(name: str, path: str) -> Any:
     module_name, _, attr = name.rpartition(".")
-    allowed = BUILTIN_ROOTS + _IMPORTS.get()
+    allowed = BUILTIN_ROOTS + reg.plugin_modules() + _IMPORTS.get()
     if not any(module_name == root or module_name.startswith(root + ".") for root in allowed):
         raise ConfigError(
             f"refusing to import {name!r}: dotted paths must lie inside {', '.join(allowed)}"

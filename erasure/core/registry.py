@@ -117,10 +117,19 @@ def lookup(kind: str, name: str) -> type:
 
 
 _LOADED = False
+PLUGIN_GROUP = "erasure.plugins"
+_PLUGIN_MODULES: list[str] = []
 
 
 def load_builtins() -> None:
-    """Import every built-in component module so that the registries are full."""
+    """Import every built-in component module, then every installed plugin, so that the registries are full.
+
+    A plugin is an installed package that declares an entry point in the ``erasure.plugins``
+    group (``[project.entry-points."erasure.plugins"] mylab = "mylab.components"``); loading it
+    imports that module, whose components then register like built-in ones, without ``imports``.
+    Installing a package is trusting it: its module runs like any imported code. A plugin that
+    fails to import is reported (a warning naming it) and skipped.
+    """
     global _LOADED
     if _LOADED:
         return
@@ -133,3 +142,28 @@ def load_builtins() -> None:
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.name.startswith("_"):
                 importlib.import_module(f"erasure.{package}.{info.name}")
+    load_plugins()
+
+
+def load_plugins() -> list[str]:
+    """Import the modules of installed ``erasure.plugins`` entry points; their module names."""
+    import logging
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=PLUGIN_GROUP):
+        module = entry.value.split(":")[0]
+        if module in _PLUGIN_MODULES:
+            continue
+        try:
+            entry.load()
+        except Exception as exc:  # a broken plugin must not stop every run; say which one
+            logging.getLogger("erasure").warning("plugin %r (%s) failed to load: %s: %s",
+                                                 entry.name, entry.value, type(exc).__name__, exc)
+            continue
+        _PLUGIN_MODULES.append(module)
+    return list(_PLUGIN_MODULES)
+
+
+def plugin_modules() -> tuple[str, ...]:
+    """Modules of the installed plugins loaded so far (dotted class paths may point into them)."""
+    return tuple(_PLUGIN_MODULES)

@@ -1,0 +1,177 @@
+"""The component contract (after scikit-learn's ``check_estimator`` and timm's model tests).
+
+A component runs on a tiny synthetic world with the parameters in its ``contract_config``
+(defaults otherwise), or the ones given, and must: build from a config spec without changing it;
+round-trip its parameters through ``get_params`` (as JSON); leave the original and gold models
+and its own parameters untouched; give finite weights (an unlearner) or float metrics (an
+evaluator); and give identical results twice under the same seed.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from erasure.core.factory import allowed_imports, build
+from erasure.core.registry import load_builtins, registry
+from erasure.core.timing import Timing
+
+TINY_CONFIG: dict[str, Any] = {
+    "name": "tiny",
+    "seeds": [0],
+    "device": "cpu",
+    "data": {
+        "source": {"class": "Synthetic", "parameters": {"n_samples": 240, "n_features": 8, "num_classes": 3,
+                                                        "attribute": "group", "seed": 0}},
+        "split": {"test_fraction": 0.25},
+        "forget": {"class": "ClassForget", "parameters": {"classes": [0]}},
+    },
+    "model": {"class": "MLP", "parameters": {"hidden": [16]}},
+    "training": {"epochs": 5, "batch_size": 32, "optimizer": {"class": "Adam", "parameters": {"lr": 0.01}}},
+    "unlearners": [{"class": "Identity"}],
+    "evaluators": [{"class": "Accuracy"}],
+    "output": {"writers": [{"class": "CSVWriter"}]},
+    "cache": {"enabled": False},
+}
+DEFAULT_FORGET = {"class": "ClassForget", "parameters": {"classes": [0]}}
+_WORLDS: dict[str, tuple] = {}
+
+
+def tiny_config(directory: str | Path, **changes: Any) -> dict[str, Any]:
+    """A deep copy of :data:`TINY_CONFIG` writing to ``directory/out``, with top-level keys replaced."""
+    config = copy.deepcopy(TINY_CONFIG)
+    config["output"]["dir"] = str(Path(directory) / "out")
+    config.update(changes)
+    return config
+
+
+def world(forget: dict | None = None, imports: tuple[str, ...] = ()) -> tuple:
+    """(workspace, seed state) of the tiny config with ``forget``, its reference models trained; one per process."""
+    from erasure.core.config import build_experiment
+    from erasure.execution.runner import Runner
+
+    forget = forget or DEFAULT_FORGET
+    key = json.dumps([forget, imports], sort_keys=True)
+    if key not in _WORLDS:
+        config = tiny_config(tempfile.mkdtemp(prefix="erasure-contract-"), imports=list(imports))
+        config["data"]["forget"] = copy.deepcopy(forget)
+        workspace = Runner(build_experiment(config), use_cache=False, progress=False, out=lambda *_: None).workspace
+        state = workspace.prepare_seeds()[0]
+        workspace.train_references(state)
+        _WORLDS[key] = workspace, state
+    return _WORLDS[key]
+
+
+def _resolve(component: str | type, kind: str) -> tuple[str, type, tuple[str, ...]]:
+    """(name for a config spec, class, modules to allow) of a registered name or a class."""
+    load_builtins()
+    if isinstance(component, str):
+        return component, registry(kind)[component], ()
+    cls = component
+    if registry(kind).get(cls.__name__) is cls:
+        return cls.__name__, cls, ()
+    return f"{cls.__module__}.{cls.__qualname__}", cls, (cls.__module__,)
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same_state(a: dict, b: dict, what: str) -> None:
+    assert a.keys() == b.keys(), f"{what}: the state's keys changed"
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{what}: tensor {k} changed"
+
+
+def _build_checked(name: str, kind: str, parameters: dict) -> Any:
+    spec = {"class": name, "parameters": copy.deepcopy(parameters)}
+    before = copy.deepcopy(spec)
+    component = build(spec, kind, f"{kind}s[0]")
+    assert spec == before, "building must not modify the config"
+    params = component.get_params()
+    json.dumps(params)  # results and resolved configs store parameters as JSON
+    rebuilt = build({"class": name, "parameters": params}, kind, "rebuilt")
+    assert rebuilt.get_params() == params, "get_params() must rebuild an equal component"
+    return component
+
+
+def check_unlearner(component: str | type, parameters: dict | None = None, forget: dict | None = None) -> None:
+    """Assert the unlearner contract for a registered name or a class (raises ``AssertionError``).
+
+    ``parameters`` default to the class's ``contract_config["parameters"]``; ``forget`` (a forget
+    spec) to its ``contract_config["forget"]``, else forgetting class 0 of a tiny synthetic set.
+    """
+    name, cls, modules = _resolve(component, "unlearner")
+    contract = getattr(cls, "contract_config", {})
+    parameters = contract.get("parameters", {}) if parameters is None else parameters
+    with allowed_imports(modules):
+        unlearner = _build_checked(name, "unlearner", parameters)
+        workspace, state = world(forget or contract.get("forget"), modules)
+        params_before = copy.deepcopy(unlearner.get_params())
+        original, gold = _snapshot(state.original), _snapshot(state.gold)
+
+        def unlearn_once() -> nn.Module:
+            ctx = workspace.make_context(state, name)
+            model = unlearner.unlearn(copy.deepcopy(state.original), ctx)
+            assert isinstance(model, nn.Module), f"unlearn() returned {type(model).__name__}, not an nn.Module"
+            return model
+
+        first, second = unlearn_once(), unlearn_once()
+    for key, value in first.state_dict().items():
+        if value.is_floating_point():
+            assert torch.isfinite(value).all(), f"{name} left non-finite values in {key}"
+    _assert_same_state(_snapshot(first), _snapshot(second), "two runs under one seed")
+    _assert_same_state(original, _snapshot(state.original), "the original model")
+    _assert_same_state(gold, _snapshot(state.gold), "the gold model")
+    assert unlearner.get_params() == params_before, "unlearning must not modify the unlearner's parameters"
+
+
+def check_evaluator(component: str | type, parameters: dict | None = None, forget: dict | None = None) -> None:
+    """Assert the evaluator contract for a registered name or a class (raises ``AssertionError``).
+
+    It judges a NegGrad step on the tiny world; metrics it ``requires`` are filled from the other
+    registered evaluators that run there.
+    """
+    name, cls, modules = _resolve(component, "evaluator")
+    contract = getattr(cls, "contract_config", {})
+    parameters = contract.get("parameters", {}) if parameters is None else parameters
+    with allowed_imports(modules):
+        evaluator = _build_checked(name, "evaluator", parameters)
+        workspace, state = world(forget or contract.get("forget"), modules)
+        params_before = copy.deepcopy(evaluator.get_params())
+        unlearner = build({"class": "NegGrad", "parameters": {"epochs": 1, "lr": 0.01}}, "unlearner", "u")
+        ctx = workspace.make_context(state, "NegGrad")
+        unlearned = unlearner.unlearn(copy.deepcopy(state.original), ctx)
+        models = (unlearned, state.original, state.gold)
+        before = [_snapshot(m) for m in models]
+
+        def evaluate_once() -> dict[str, float]:
+            outcome = workspace.make_outcome(state, "NegGrad", unlearner, unlearned, ctx, Timing(wall_seconds=0.01))
+            if evaluator.requires:
+                for other_name, other_cls in registry("evaluator").items():
+                    if other_cls is cls or other_cls.requires:
+                        continue
+                    try:
+                        other = build({"class": other_name,
+                                       "parameters": other_cls.contract_config.get("parameters", {})}, "evaluator", "x")
+                        outcome.metrics.update(workspace.evaluate(outcome, other))
+                    except Exception:  # e.g. an attribute probe on data without attributes
+                        pass
+            return workspace.evaluate(outcome, evaluator)
+
+        first, second = evaluate_once(), evaluate_once()
+    assert first, f"{name} reported no metric"
+    assert all(isinstance(k, str) and isinstance(v, float) for k, v in first.items()), "metrics must be str -> float"
+    assert first.keys() == second.keys(), "two runs under one seed gave different metrics"
+    for key in first:
+        same = (math.isnan(first[key]) and math.isnan(second[key])) or first[key] == second[key]
+        assert same, f"{key}: {first[key]} then {second[key]} under one seed"
+    for snap, model, what in zip(before, models, ("the unlearned model", "the original model", "the gold model")):
+        _assert_same_state(snap, _snapshot(model), what)
+    assert evaluator.get_params() == params_before, "evaluating must not modify the evaluator's parameters"
