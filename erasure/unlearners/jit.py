@@ -90,4 +90,5 @@ class JiT(Unlearner):
                 optimizer.zero_grad(set_to_none=True)
             lipschitz_loss(model, x, perturbed, one_pass=not self.train_mode).backward()
             optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         return model.eval()

@@ -11,6 +11,7 @@ from erasure.unlearners._common import index_batches
 from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
 
 SGD_SALUN = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
+PassOrder = Literal["forget_then_retain", "mixed"]
 
 
 def saliency_mask(model: nn.Module, ctx: UnlearningContext, ratio: float, batch_size: int) -> dict[str, Tensor]:
@@ -45,7 +46,7 @@ def uniform_labels(count: int, num_classes: int, generator: torch.Generator, dev
 
 
 def random_label_passes(model: nn.Module, ctx: UnlearningContext, optimizer: torch.optim.Optimizer, epochs: int,
-                        batch_size: int, pass_order: str, after_backward: Callable[[], None],
+                        batch_size: int, pass_order: PassOrder, after_backward: Callable[[], None],
                         after_step: Callable[[], None]) -> nn.Module:
     """SalUn's ``RL`` epochs: cross-entropy on D_f relabelled uniformly at random and on D_r.
 
@@ -99,7 +100,7 @@ class SalUn(Unlearner):
     """
 
     def __init__(self, ratio: OpenFraction = 0.5, epochs: PositiveInt = 10, lr: PositiveFloat = 0.013,
-                 pass_order: Literal["forget_then_retain", "mixed"] = "forget_then_retain",
+                 pass_order: PassOrder = "forget_then_retain",
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):
         self.ratio = ratio
         self.epochs = epochs

@@ -1,6 +1,7 @@
 """UNSIR: impair with error-maximising noise, then repair on retained data (Tarun et al.; Choi & Na's variant)."""
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
 import torch
@@ -10,6 +11,7 @@ from erasure.core.params import Fraction, MethodOptimizerSpec, NonNegativeFloat,
 from erasure.unlearners._common import fit_on_tensors
 from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
 
+log = logging.getLogger("erasure.unlearners")
 ADAM = {"class": "Adam"}
 SGD = {"class": "SGD"}
 
@@ -44,6 +46,7 @@ def error_maximizing_noise(model: nn.Module, labels: Tensor, input_shape: tuple[
 
 
 def tensor_inputs(ctx: UnlearningContext) -> Tensor:
+    """The dataset's inputs; UNSIR's noise lives in input space, so they must be one tensor."""
     inputs = ctx.partitions.dataset.inputs
     if not isinstance(inputs, Tensor):
         raise TypeError("UNSIR learns noise in input space and needs tensor inputs")
@@ -173,6 +176,8 @@ class UNSIRChoiNa(Unlearner):
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         tensor_inputs(ctx)
+        if ctx.partitions.size("forget") < self.batch_size:
+            log.warning("UNSIRChoiNa: D_f has fewer than batch_size = %d samples, so no impair step runs", self.batch_size)
         model.eval()
         impair = build_optimizer(self.optimizer, SGD, model.parameters(), self.lr)
         size = self.batch_size
