@@ -5,7 +5,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
 
+from erasure.data.partitions import Partitions
 from erasure.models.base import parametrized_layers
 from erasure.unlearners.base import UnlearningContext
 
@@ -74,6 +76,39 @@ def diagonal_fisher(
         count += 1
     model.zero_grad(set_to_none=True)
     return {n: t / max(count, 1) for n, t in total.items()}
+
+
+def per_sample_fisher(
+    model: nn.Module,
+    partitions: Partitions,
+    index: Tensor,
+    chunk_size: int,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+    absolute: bool = False,
+) -> dict[str, Tensor]:
+    """Mean over the samples at ``index`` of the squared (or absolute) gradient of each sample's own loss.
+
+    The empirical Fisher diagonal: a sum over samples, so neither their order nor how they are
+    batched changes it (up to float rounding; it accumulates in float64). Tensor inputs get
+    their per-sample gradients from ``torch.func.vmap`` over ``grad``, ``chunk_size`` samples at
+    a time (peak memory ~ ``chunk_size`` × the parameter count); other data (graphs) falls back to
+    batches of one. The model must be in eval mode (no batch-dependent layers).
+    """
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    if partitions.dataset.kind not in ("tensor", "lazy"):
+        return diagonal_fisher(model, partitions.batches(index, 1), loss_fn, absolute)
+    params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    buffers = {n: b.detach() for n, b in model.named_buffers()}
+
+    def sample_loss(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        return loss_fn(functional_call(model, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
+
+    per_sample = vmap(grad(sample_loss), in_dims=(None, 0, 0))
+    total = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in params.items()}
+    for x, y in partitions.batches(index, chunk_size):
+        for n, g in per_sample(params, x, y).items():
+            total[n] += (g.abs() if absolute else g.pow(2)).sum(0, dtype=torch.float64)
+    return {n: (t / max(len(index), 1)).to(params[n].dtype) for n, t in total.items()}
 
 
 def fit_on_tensors(

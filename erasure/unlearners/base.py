@@ -84,6 +84,23 @@ def build_optimizer(spec: dict | None, default: dict, params: Any, lr: float) ->
     return instantiate(spec, "optimizer", params, lr=lr)
 
 
+def build_scheduler(spec: dict | None, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The method's learning-rate scheduler (any ``torch.optim.lr_scheduler`` spec), or None for a constant rate.
+
+    A method steps it once per epoch with :func:`step_scheduler`, e.g. SCRUB's small-scale decay
+    ``{"class": "MultiStepLR", "parameters": {"milestones": [5, 8, 9], "gamma": 0.1}}``.
+    """
+    return instantiate(spec, "scheduler", optimizer=optimizer) if spec else None
+
+
+def step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss: Tensor) -> None:
+    """End-of-epoch step; ``ReduceLROnPlateau`` reads ``loss`` (the epoch's last training loss)."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(float(loss))
+    elif scheduler is not None:
+        scheduler.step()
+
+
 SGD_MOMENTUM = {"class": "SGD", "parameters": {"momentum": 0.9}}
 
 

@@ -17,16 +17,21 @@ def perturb(x: Tensor, sigma: float, num_samples: int, generator: torch.Generato
     return (x.unsqueeze(0) + sigma * noise).clamp(x.min(), x.max())
 
 
-def lipschitz_loss(model: nn.Module, x: Tensor, perturbed: Tensor, grad: bool = True) -> Tensor:
-    """(1/N)·Σ_n Σ_i ‖f(x_i) − f(x'_ni)‖₂ / ‖x_i − x'_ni‖₂ in one forward pass over the N·B perturbations.
+def lipschitz_loss(model: nn.Module, x: Tensor, perturbed: Tensor, grad: bool = True, one_pass: bool = True) -> Tensor:
+    """(1/N)·Σ_n Σ_i ‖f(x_i) − f(x'_ni)‖₂ / ‖x_i − x'_ni‖₂.
 
-    f(x') takes no gradient; with ``grad`` False nothing does (a measurement).
+    f(x') takes no gradient; with ``grad`` False nothing does (a measurement). The N·B
+    perturbations go through the model in one forward pass, or (``one_pass`` False) in N passes
+    of B as in the reference code, which matters in train mode (batch-norm statistics).
     """
     n, b = perturbed.shape[:2]
     with torch.set_grad_enabled(grad):
         out = model(x)
     with torch.no_grad():
-        out_p = model(perturbed.reshape(n * b, *x.shape[1:])).reshape(n, b, -1)
+        if one_pass:
+            out_p = model(perturbed.reshape(n * b, *x.shape[1:])).reshape(n, b, -1)
+        else:
+            out_p = torch.stack([model(p).reshape(b, -1) for p in perturbed])
     numerator = (out.unsqueeze(0) - out_p).flatten(2).norm(dim=2)
     denominator = (x.unsqueeze(0) - perturbed).flatten(2).norm(dim=2).clamp_min(1e-12)
     return (numerator / denominator).sum(1).mean()
@@ -54,23 +59,36 @@ class JiT(Unlearner):
     Defaults are the paper's full-class setting: σ 0.5, η 3e-4, N 25, batch 128
     (sub-class and random forgetting: σ 0.01, η 3e-4; the reference function's
     defaults are σ 0.1, η 0.01).
+
+    The reference code (jwf40/Information-Theoretic-Unlearning, src/lipschitz.py,
+    ``Lipschitz.modify_weight``) differs from the paper in two ways, each an option here:
+    ``accumulate_gradients`` never zeroes the gradients between batches, so step k applies the
+    sum of the gradients of batches 1..k; ``train_mode`` leaves the model in train mode (it is
+    never switched to eval), so dropout is active and batch-norm uses and updates batch
+    statistics (the N perturbation passes then run one by one, as there). Both True reproduce
+    the reference code.
     """
 
     def __init__(self, sigma: PositiveFloat = 0.5, lr: PositiveFloat = 3e-4, num_samples: PositiveInt = 25,
-                 batch_size: PositiveInt = 128):
+                 batch_size: PositiveInt = 128, accumulate_gradients: bool = False, train_mode: bool = False):
         self.sigma = sigma
         self.lr = lr
         self.num_samples = num_samples
         self.batch_size = batch_size
+        self.accumulate_gradients = accumulate_gradients
+        self.train_mode = train_mode
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         if ctx.partitions.dataset.kind != "tensor":
             raise ValueError(f"JiT perturbs input tensors; it does not apply to {ctx.partitions.dataset.kind} data")
         optimizer = torch.optim.SGD(model.parameters(), lr=self.lr)
-        model.eval()
+        model.train(self.train_mode)
+        optimizer.zero_grad(set_to_none=True)
         for x, _ in ctx.batches("forget", self.batch_size):
             perturbed = perturb(x, self.sigma, self.num_samples, ctx.generator)
-            optimizer.zero_grad(set_to_none=True)
-            lipschitz_loss(model, x, perturbed).backward()
+            if not self.accumulate_gradients:
+                optimizer.zero_grad(set_to_none=True)
+            lipschitz_loss(model, x, perturbed, one_pass=not self.train_mode).backward()
             optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
         return model.eval()

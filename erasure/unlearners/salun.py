@@ -1,16 +1,21 @@
 """SalUn: a gradient-saliency mask over the weights, then random-label training of the masked weights only."""
 from __future__ import annotations
 
+from typing import Callable, Literal
+
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer
-from erasure.unlearners.random_labels import random_label_training
+from erasure.core.params import MethodOptimizerSpec, OpenFraction, PositiveFloat, PositiveInt
+from erasure.unlearners._common import index_batches
+from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+
+SGD_SALUN = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
+PassOrder = Literal["forget_then_retain", "mixed"]
 
 
 def saliency_mask(model: nn.Module, ctx: UnlearningContext, ratio: float, batch_size: int) -> dict[str, Tensor]:
-    """Boolean masks keeping the ``ratio`` share of weights with the largest |∇ forget loss| (one global threshold).
+    """Boolean masks keeping the ⌊``ratio``·P⌋ weights (of P) with the largest |∇ forget loss| (one global threshold).
 
     The forget loss is −CE summed over the batches of D_f, as in SalUn's ``generate_mask.py``.
     """
@@ -25,9 +30,7 @@ def saliency_mask(model: nn.Module, ctx: UnlearningContext, ratio: float, batch_
                 grads[n] += p.grad
     model.zero_grad(set_to_none=True)
     scores = torch.cat([g.abs().flatten() for g in grads.values()])
-    keep = int(round(ratio * scores.numel()))
-    if keep == 0:
-        return {n: torch.zeros_like(g, dtype=torch.bool) for n, g in grads.items()}
+    keep = int(ratio * scores.numel())
     chosen = torch.zeros_like(scores, dtype=torch.bool)
     chosen[torch.topk(scores, keep).indices] = True
     masks, start = {}, 0
@@ -37,26 +40,72 @@ def saliency_mask(model: nn.Module, ctx: UnlearningContext, ratio: float, batch_
     return masks
 
 
+def uniform_labels(count: int, num_classes: int, generator: torch.Generator, device: torch.device) -> Tensor:
+    """Labels drawn uniformly over all classes (about 1/C of them equal the true label), as SalUn's ``RL``."""
+    return torch.randint(0, num_classes, (count,), generator=generator).to(device)
+
+
+def random_label_passes(model: nn.Module, ctx: UnlearningContext, optimizer: torch.optim.Optimizer, epochs: int,
+                        batch_size: int, pass_order: PassOrder, after_backward: Callable[[], None],
+                        after_step: Callable[[], None]) -> nn.Module:
+    """SalUn's ``RL`` epochs: cross-entropy on D_f relabelled uniformly at random and on D_r.
+
+    ``forget_then_retain`` (its CIFAR-10 / SVHN branch): a pass over D_f with fresh labels per
+    batch, then a pass over D_r. ``mixed`` (its CIFAR-100 / TinyImageNet branch): D_f relabelled
+    once per epoch, shuffled together with D_r.
+    """
+    parts = ctx.partitions
+    targets = parts.dataset.targets
+    forget, retain = parts["forget"], parts["retain"]
+
+    def step(x: object, y: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(x), y).backward()
+        after_backward()
+        optimizer.step()
+        after_step()
+
+    model.train()
+    for _ in range(epochs):
+        if pass_order == "forget_then_retain":
+            for chunk in index_batches(forget, batch_size, ctx.generator):
+                step(parts.dataset.take(chunk), uniform_labels(len(chunk), ctx.num_classes, ctx.generator, targets.device))
+            for chunk in index_batches(retain, batch_size, ctx.generator):
+                step(parts.dataset.take(chunk), targets[chunk])
+        else:
+            labels = targets.clone()
+            labels[forget] = uniform_labels(len(forget), ctx.num_classes, ctx.generator, targets.device)
+            for chunk in index_batches(torch.cat([forget, retain]), batch_size, ctx.generator):
+                step(parts.dataset.take(chunk), labels[chunk])
+    return model.eval()
+
+
 class SalUn(Unlearner):
     """Saliency unlearning (Fan et al., "SalUn: Empowering Machine Unlearning via Gradient-based Weight
-    Saliency in Both Image Classification and Generation", ICLR 2024).
+    Saliency in Both Image Classification and Generation", ICLR 2024; reference code
+    OPTML-Group/Unlearn-Saliency, Classification/generate_mask.py and unlearn/RL.py).
 
     1. Mask: g = |∇θ (−CE on D_f)|; keep the top ``ratio`` of all weights (global threshold).
-    2. RandomLabels on D_f ∪ D_r where gradients outside the mask are zeroed, so only the
-       salient weights move. The mask is enforced after every step as well, so weight decay
-       or any other optimizer setting cannot move an unmasked weight.
+    2. Random labels: D_f relabelled uniformly over *all* classes (so about 1/C keep their
+       true label, as the reference does), trained together with D_r; gradients outside the
+       mask are zeroed and the unmasked weights restored after every step, so only the salient
+       weights move (weight decay and momentum included). ``pass_order``: ``forget_then_retain``
+       (the reference's CIFAR-10 / SVHN branch: each epoch a D_f pass with fresh labels per
+       batch, then a D_r pass) or ``mixed`` (its CIFAR-100 branch: D_f relabelled once per epoch
+       and shuffled together with D_r).
 
-    Defaults (CIFAR-10 class-wise forgetting in the paper's code): ratio 0.5, 10 epochs,
-    SGD (momentum 0.9) at lr 0.013. The paper also uses weight decay 5e-4; it is left out of
-    the default optimizer because it would shrink unmasked weights (pass it in ``optimizer``
-    to decay the masked weights). ``batch_size`` None uses the original recipe's.
+    Defaults (CIFAR-10 in the reference's README and arg_parser.py): ratio 0.5, 10 epochs,
+    SGD (momentum 0.9, weight decay 5e-4) at lr 0.013, ``forget_then_retain``. ``batch_size``
+    None uses the original recipe's (the reference's is 256).
     """
 
     def __init__(self, ratio: OpenFraction = 0.5, epochs: PositiveInt = 10, lr: PositiveFloat = 0.013,
+                 pass_order: PassOrder = "forget_then_retain",
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):
         self.ratio = ratio
         self.epochs = epochs
         self.lr = lr
+        self.pass_order = pass_order
         self.batch_size = batch_size
         self.optimizer = optimizer
 
@@ -76,5 +125,6 @@ class SalUn(Unlearner):
                 for n, p in params.items():
                     p.copy_(torch.where(masks[n], p, frozen[n]))
 
-        optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)
-        return random_label_training(model, ctx, optimizer, self.epochs, batch_size, mask_gradients, restore_unmasked)
+        optimizer = build_optimizer(self.optimizer, SGD_SALUN, model.parameters(), self.lr)
+        return random_label_passes(model, ctx, optimizer, self.epochs, batch_size, self.pass_order, mask_gradients,
+                                   restore_unmasked)
