@@ -176,6 +176,8 @@ class Experiment:
     config: dict[str, Any]
     file: str = "<config>"
     execution: Any = None  # erasure.execution.settings.Execution: how jobs run, never what they compute
+    checkpoint: str | None = None  # the original's weights from a file instead of training
+    checkpoint_sha256: str | None = None
 
     @functools.cached_property
     def config_hash(self) -> str:
@@ -184,7 +186,14 @@ class Experiment:
         resolved = self.resolved_config()
         part = {k: resolved.get(k) for k in ("data", "model", "training", "evaluators", "imports")}
         part["version"] = __version__
+        part.get("model", {}).pop("checkpoint", None)  # the file's content counts, not its name
+
         return hashlib.sha256(json.dumps(part, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+    @property
+    def requests(self) -> list[Any]:
+        """The deletion requests in order: ``data.forget`` as a list (one request if it is a single spec)."""
+        return list(self.forget) if isinstance(self.forget, list) else [self.forget]
 
     @property
     def source_spec(self) -> dict[str, Any]:
@@ -197,8 +206,12 @@ class Experiment:
         cfg = copy.deepcopy(self.config)
         cfg["seeds"], cfg["device"] = self.seeds, self.device
         cfg["imports"] = list(self.imports)
+        if self.checkpoint is not None:
+            cfg["model"] = {**cfg["model"], "checkpoint": self.checkpoint, "checkpoint_sha256": self.checkpoint_sha256}
         cfg["data"]["source"] = spec(self.source, cfg["data"]["source"])
-        cfg["data"]["forget"] = spec(self.forget, cfg["data"]["forget"])
+        written = cfg["data"]["forget"]
+        cfg["data"]["forget"] = ([spec(f, w) for f, w in zip(self.forget, written)] if isinstance(self.forget, list)
+                                 else spec(self.forget, written))
         cfg["data"]["split"] = _jsonable(vars(self.split))
         cfg["training"] = _jsonable(self.recipe.as_dict())
         cfg["unlearners"] = [dict(spec(e.unlearner, e.spec), label=e.label) for e in self.unlearners]
@@ -249,8 +262,13 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         split_params = data.get("split", {})
         check_parameters(Split, split_params, "data.split")
         split = Split(**split_params)
-        forget = build(data["forget"], "forget", "data.forget")
-        validate_spec(config["model"], "model", "model")
+        if isinstance(data["forget"], list):  # deletion requests, applied in order
+            forget = [build(f, "forget", f"data.forget[{i}]") for i, f in enumerate(data["forget"])]
+        else:
+            forget = build(data["forget"], "forget", "data.forget")
+        model_spec = {k: v for k, v in config["model"].items() if k not in ("checkpoint", "checkpoint_sha256")}
+        validate_spec(model_spec, "model", "model")
+        checkpoint, checkpoint_sha256 = _checkpoint(config["model"])
         training = config.get("training", {})
         check_parameters(TrainingRecipe, training, "training")
         recipe = TrainingRecipe(**training)
@@ -287,10 +305,34 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     cache = config.get("cache", {})
     return Experiment(
         name=config["name"], seeds=list(config.get("seeds", [0])), device=config.get("device", "auto"),
-        imports=imports, source=source, split=split, forget=forget, model_spec=config["model"], recipe=recipe,
+        imports=imports, source=source, split=split, forget=forget, model_spec=model_spec, recipe=recipe,
         unlearners=unlearners, evaluators=evaluators, output_dir=out_dir, writers=writers,
         cache_dir=cache.get("dir"), cache_enabled=cache.get("enabled", True), config=config, execution=execution,
+        checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256,
     )
+
+
+def _checkpoint(model: dict[str, Any]) -> tuple[str | None, str | None]:
+    """``model.checkpoint`` and its SHA-256 (checked against ``model.checkpoint_sha256`` when the
+    config pins one, as ``config.resolved.json`` does)."""
+    path = model.get("checkpoint")
+    if path is None:
+        if model.get("checkpoint_sha256") is not None:
+            raise ConfigError("'checkpoint_sha256' needs a 'checkpoint'", "model.checkpoint_sha256")
+        return None, None
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"no checkpoint file at {file}", "model.checkpoint")
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    sha = digest.hexdigest()
+    pinned = model.get("checkpoint_sha256")
+    if pinned is not None and pinned != sha:
+        raise ConfigError(f"{file} has SHA-256 {sha[:16]}..., not the pinned {str(pinned)[:16]}...: the file changed",
+                          "model.checkpoint_sha256")
+    return str(path), sha
 
 
 def load_experiment(path: str | Path, overrides: list[str] = (), imports: list[str] = ()) -> Experiment:

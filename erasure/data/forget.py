@@ -33,6 +33,10 @@ class ForgetSpec(Component, kind="forget"):
         """Test samples that belong to what is forgotten (forgotten classes or groups), or None."""
         return None
 
+    def for_seed(self, seed: int) -> "ForgetSpec":
+        """This spec for one experiment seed (e.g. a file name with ``{seed}`` filled in); itself by default."""
+        return self
+
 
 def _values_in(values: Tensor, allowed: list[int]) -> Tensor:
     return torch.isin(values, torch.as_tensor(allowed, device=values.device))
@@ -102,20 +106,61 @@ class RandomForget(ForgetSpec):
         return train_idx[torch.as_tensor(np.sort(chosen), device=train_idx.device)]
 
 
-class IndexForget(ForgetSpec):
-    """Forget the samples at these dataset indices (each must lie in the training split)."""
+def read_indices(path: str, key: str) -> list[int]:
+    """Sample indices from a file: ``.npy`` (a 1-D integer array, read without pickle) or ``.json``
+    (a list, or an object whose ``key`` holds one, like the ``indices/seed<N>.json`` a run writes)."""
+    from pathlib import Path
 
-    def __init__(self, indices: list[NonNegativeInt]):
+    file = Path(path)
+    try:
+        if file.suffix == ".npy":
+            values = np.load(file, allow_pickle=False)
+            if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+                raise ConfigError(f"{file} holds a {values.dtype} array of shape {values.shape}; expected 1-D integers", "path")
+            return values.tolist()
+        import json
+
+        data = json.loads(file.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read indices from {file}: {exc.strerror or exc}", "path") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{file} is not valid JSON or .npy: {exc}", "path") from exc
+    values = data.get(key) if isinstance(data, dict) else data
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        where = f"its key {key!r}" if isinstance(data, dict) else "it"
+        raise ConfigError(f"{file}: expected {where} to be a list of non-negative integer indices", "path")
+    return values
+
+
+class IndexForget(ForgetSpec):
+    """Forget the samples at these dataset indices (each must lie in the training split): listed
+    in ``indices``, or read from ``path`` (``.npy``, or ``.json`` with the list under ``key``;
+    ``{seed}`` in the path is the experiment seed). A run writes ``indices/seed<N>.json`` beside
+    its results, so another run, or another framework, forgets exactly the same samples."""
+
+    def __init__(self, indices: list[NonNegativeInt] | None = None, path: str | None = None, key: str = "forget"):
         self.indices = indices
+        self.path = path
+        self.key = key
+
+    def check(self) -> None:
+        if (self.indices is None) == (self.path is None):
+            raise ConfigError("give exactly one of 'indices' or 'path'", "indices")
+
+    def for_seed(self, seed: int) -> "IndexForget":
+        if self.path is None or "{seed}" not in self.path:
+            return self
+        return IndexForget(path=self.path.format(seed=seed), key=self.key)
 
     def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
-        wanted = torch.as_tensor(sorted(set(self.indices)), dtype=torch.long, device=train_idx.device)
+        indices = self.indices if self.path is None else read_indices(self.path, self.key)
+        wanted = torch.as_tensor(sorted(set(indices)), dtype=torch.long, device=train_idx.device)
         outside = wanted[~torch.isin(wanted, train_idx)]
         if len(outside):
             raise ConfigError(
                 f"index {int(outside[0])} is not in the training split "
                 f"({len(train_idx)} training samples of {len(dataset)})",
-                "indices",
+                "path" if self.path else "indices",
             )
         return wanted
 

@@ -28,10 +28,16 @@ from erasure.data.forget import ForgetSpec
 
 @dataclass
 class Split:
-    """How to split a source without an official test split (``data.split`` in a config)."""
+    """How to split a source without an official test split (``data.split`` in a config).
+
+    ``path`` takes the train and test indices from a file instead (the ``train`` and ``test``
+    lists of a run's ``indices/seed{seed}.json``; ``{seed}`` is the experiment seed), so two runs
+    or two frameworks split alike.
+    """
 
     test_fraction: OpenFraction = 0.2
     stratified: bool = True
+    path: str | None = None
 
 
 @dataclass
@@ -105,7 +111,20 @@ class Partitions:
 
 
 def split_train_test(dataset: Dataset, split: Split, seed: int) -> tuple[Tensor, Tensor]:
-    """Official splits when the source has them, otherwise a seeded (stratified) split."""
+    """A split file when given, else official splits when the source has them, else a seeded (stratified) split."""
+    if split.path is not None:
+        from erasure.data.forget import read_indices
+
+        path = split.path.format(seed=seed)
+        try:
+            train, test = (torch.as_tensor(sorted(set(read_indices(path, key))), dtype=torch.long) for key in ("train", "test"))
+        except ConfigError as exc:
+            raise ConfigError(exc.message, "data.split.path") from exc
+        if len(train) == 0 or len(test) == 0 or bool(torch.isin(train, test).any()):
+            raise ConfigError(f"{path}: train and test must be non-empty and disjoint", "data.split.path")
+        if int(max(train.max(), test.max())) >= len(dataset):
+            raise ConfigError(f"{path}: an index is beyond the {len(dataset)} samples of {dataset.name}", "data.split.path")
+        return train.to(dataset.targets.device), test.to(dataset.targets.device)
     if "train" in dataset.splits and "test" in dataset.splits:
         return dataset.splits["train"].long(), dataset.splits["test"].long()
     from sklearn.model_selection import train_test_split
@@ -126,25 +145,69 @@ def make_partitions(
     dataset: Dataset, split: Split, forget: ForgetSpec, seed: int, prepare: Callable[[Dataset, Tensor], Dataset] | None = None
 ) -> Partitions:
     """Split, fit ``prepare`` on train, select the forget set with the seed, derive retain and test subsets."""
+    return make_request_partitions(dataset, split, [forget], seed, prepare)[0].evaluation
+
+
+@dataclass
+class Request:
+    """The partitions after one deletion request.
+
+    ``unlearning``: what an unlearner processing this request sees: ``forget`` is this request's
+    samples, ``retain`` what is left of train after every request so far. ``evaluation``: what
+    evaluators judge: ``forget`` is every sample deleted so far (and ``request`` this request's),
+    ``forget_test`` / ``retain_test`` likewise cumulative. With a single request both are one object.
+    """
+
+    unlearning: Partitions
+    evaluation: Partitions
+
+
+def make_request_partitions(
+    dataset: Dataset, split: Split, requests: list[ForgetSpec], seed: int,
+    prepare: Callable[[Dataset, Tensor], Dataset] | None = None,
+) -> list[Request]:
+    """Split, fit ``prepare`` on train, then apply the deletion ``requests`` in order: each selects
+    its samples from the training samples not deleted yet, with one generator seeded by ``seed``
+    (so the first request selects what a single request would)."""
     train, test = split_train_test(dataset, split, seed)
     if prepare is not None:
         dataset = prepare(dataset, train)
     rng = np.random.default_rng(seed)
-    try:
-        forget_idx = forget.select(dataset, train, rng).long()
-        forget_test = forget.test_indices(dataset, test)
-    except ConfigError as exc:
-        exc.path = join_path("data.forget.parameters", exc.path) if exc.path else "data.forget"
-        raise
-    if forget.removes_samples and len(forget_idx) == 0:
-        raise ConfigError(f"the forget set is empty: {forget!r} selects no training sample", "data.forget")
-    retain = train[~torch.isin(train, forget_idx)]
-    if len(retain) == 0:
-        raise ConfigError("the forget set covers the whole training set: nothing is left to retain", "data.forget")
-    indices = {"train": train, "test": test, "forget": forget_idx, "retain": retain}
-    if forget_test is not None:
-        indices["forget_test"] = forget_test.long()
-        indices["retain_test"] = test[~torch.isin(test, forget_test)]
-    if dataset.kind == "node_graph" and len(forget_idx):
-        return Partitions(dataset.without_edges_of(forget_idx), indices, forget, {"before_forget": dataset})
-    return Partitions(dataset, indices, forget)
+    gone = train[:0]
+    gone_test: Tensor | None = None
+    out = []
+    for r, forget in enumerate(requests):
+        where = "data.forget" if len(requests) == 1 else f"data.forget[{r}]"
+        forget = forget.for_seed(seed)
+        available = train[~torch.isin(train, gone)]
+        try:
+            forget_idx = forget.select(dataset, available, rng).long()
+            forget_test = forget.test_indices(dataset, test)
+        except ConfigError as exc:
+            exc.path = join_path(f"{where}.parameters", exc.path) if exc.path else where
+            raise
+        if forget.removes_samples and len(forget_idx) == 0:
+            raise ConfigError(f"the forget set is empty: {forget!r} selects no training sample", where)
+        gone = torch.sort(torch.cat([gone, forget_idx])).values
+        retain = train[~torch.isin(train, gone)]
+        if len(retain) == 0:
+            raise ConfigError("the forget set covers the whole training set: nothing is left to retain", where)
+        if forget_test is not None:
+            gone_test = forget_test.long() if gone_test is None else torch.unique(torch.cat([gone_test, forget_test.long()]))
+
+        def partitions(forget_now: Tensor, forget_test_now: Tensor | None, extra: dict[str, Tensor]) -> Partitions:
+            indices = {"train": train, "test": test, "forget": forget_now, "retain": retain, **extra}
+            if forget_test_now is not None:
+                indices["forget_test"] = forget_test_now
+                indices["retain_test"] = test[~torch.isin(test, gone_test)]
+            if dataset.kind == "node_graph" and len(gone):
+                return Partitions(dataset.without_edges_of(gone), indices, forget, {"before_forget": dataset})
+            return Partitions(dataset, indices, forget)
+
+        if len(requests) == 1:
+            single = partitions(forget_idx, None if forget_test is None else forget_test.long(), {})
+            out.append(Request(single, single))
+        else:
+            out.append(Request(partitions(forget_idx, None if forget_test is None else forget_test.long(), {}),
+                               partitions(gone, gone_test, {"request": forget_idx})))
+    return out

@@ -15,7 +15,7 @@ from erasure.results.writers import job_key
 
 @dataclass(frozen=True)
 class ReferenceTask:
-    """Train or load the ``kind`` ("original" or "gold") model of ``seed``."""
+    """Train or load the ``kind`` model of ``seed``: "original", or "gold" ("gold@r": after deletion request r)."""
 
     seed: int
     kind: str
@@ -92,7 +92,7 @@ def make_plan(experiment: Any, parameters: dict[str, str], finished: set) -> Pla
         jobs[seed] = pending
         wanted = ["original"] if pending else []
         if pending and (needs_gold_everywhere or any(experiment_entry(experiment, t.label).unlearner.uses_gold for t in pending)):
-            wanted.append("gold")
+            wanted += ["gold"] + [f"gold@{r}" for r in range(1, len(experiment.requests))]
         references[seed] = [ReferenceTask(seed, kind) for kind in wanted]
     return Plan(references, jobs, skipped)
 

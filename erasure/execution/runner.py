@@ -147,7 +147,15 @@ class Runner:
         except ConfigError as exc:
             raise exc.in_file(exp.file)
         (exp.output_dir / "config.resolved.json").write_text(json.dumps(resolved, indent=2))
-        self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
+        states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
+        if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
+            try:
+                self.workspace.reference(states[0], "original")
+            except ConfigError as exc:
+                raise exc.in_file(exp.file)
+            for event in self.workspace.events:
+                self.out(event)
+        self._save_indices(states)
         parameters = {e.label: params_json(e.unlearner) for e in exp.unlearners}
         plan = make_plan(exp, parameters, csv_writer.finished)
         if plan.skipped:
@@ -217,6 +225,19 @@ class Runner:
                 log.warning("writer %s failed and is switched off: %s", type(w).__name__, exc)
                 writers.remove(w)
 
+    def _save_indices(self, states: list[Any]) -> None:
+        """Each seed's partitions as ``indices/seed<N>.json`` (``IndexForget(path=...)`` and
+        ``data.split.path`` read them back, so another run splits and forgets alike)."""
+        folder = self.exp.output_dir / "indices"
+        folder.mkdir(exist_ok=True)
+        for state in states:
+            final = state.requests[-1].evaluation
+            record = {"seed": state.seed, "dataset": final.dataset.name, "fingerprint": state.data_key,
+                      **{name: index.tolist() for name, index in final.indices.items()}}
+            if len(state.requests) > 1:
+                record["requests"] = [r.unlearning["forget"].tolist() for r in state.requests]
+            (folder / f"seed{state.seed}.json").write_text(json.dumps(record))
+
     def _save_artifacts(self, result: JobResult) -> None:
         """Per-example arrays as ``artifacts/seed<seed>/<unlearner>/<name>.npy``, listed in ``artifacts/index.csv``."""
         if not result.artifacts:
@@ -242,5 +263,6 @@ def _headline(rows: list[dict[str, Any]], limit: int = 4) -> str:
     errors = [r for r in rows if r["status"] == "error"]
     if errors:
         return f", error in {errors[0]['metric']}: {errors[0]['error'][:120]}"
-    final = [r for r in rows if r.get("step") is None and r["status"] == "ok"][:limit]
+    last = max((r["request"] for r in rows if r.get("request") is not None), default=None)
+    final = [r for r in rows if r.get("step") is None and r["status"] == "ok" and r.get("request") == last][:limit]
     return "".join(f", {r['metric']} {float(r['value']):.4g}" for r in final)

@@ -65,17 +65,25 @@ def _tensor_signature(t: Tensor) -> tuple:
     return tuple(t.shape), str(t.dtype), total, weighted
 
 
-def signature(obj: Partitions | nn.Module) -> tuple:
+def signature(obj: Partitions | list[Partitions] | nn.Module) -> tuple:
     """A fingerprint of the tensors a seed's jobs share: a model's state, or the data's inputs,
-    targets, attributes and partition indices."""
+    targets, attributes and the partitions' indices."""
     if isinstance(obj, nn.Module):
         return tuple((k, _tensor_signature(v)) for k, v in obj.state_dict().items())
-    data = obj.dataset
-    tensors = {"targets": data.targets, **{f"attribute {k}": v for k, v in data.attributes.items()},
-               **{f"partition {k}": v for k, v in obj.indices.items()}}
-    if isinstance(data.inputs, Tensor):
-        tensors["inputs"] = data.inputs
-    return tuple((k, _tensor_signature(v)) for k, v in tensors.items())
+    partitions = list({id(p): p for p in (obj if isinstance(obj, list) else [obj])}.values())
+    datasets = list({id(p.dataset): p.dataset for p in partitions}.values())
+    tensors = []
+    for i, data in enumerate(datasets):
+        tensors += [(f"{i} targets", data.targets), *((f"{i} attribute {k}", v) for k, v in data.attributes.items())]
+        if isinstance(data.inputs, Tensor):
+            tensors.append((f"{i} inputs", data.inputs))
+    for i, parts in enumerate(partitions):
+        tensors += [(f"{i} partition {k}", v) for k, v in parts.indices.items()]
+    seen: dict[int, tuple] = {}  # one tensor shared by several requests' partitions is read once
+    for _, v in tensors:
+        if id(v) not in seen:
+            seen[id(v)] = _tensor_signature(v)
+    return tuple((k, seen[id(v)]) for k, v in tensors)
 
 
 def partitions_for_job(parts: Partitions) -> Partitions:

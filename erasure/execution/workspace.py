@@ -33,7 +33,7 @@ from erasure.core.factory import allowed_imports, build
 from erasure.core.seeding import derive_seed, seed_everything
 from erasure.core.timing import Timing, measure
 from erasure.data.dataset import Dataset
-from erasure.data.partitions import Partitions, make_partitions
+from erasure.data.partitions import Partitions, Request, make_request_partitions
 from erasure.evaluators.base import Outcome
 from erasure.execution.jobs import JobResult, ReferenceTask, Task, UnlearnTask
 from erasure.execution.safety import (
@@ -62,16 +62,27 @@ def params_json(unlearner: Any) -> str:
     return json.dumps(unlearner.get_params(), sort_keys=True, default=str)
 
 
+def gold_name(request: int) -> str:
+    """The reference model retrained after deletion request ``request``: "gold", "gold@1", ..."""
+    return "gold" if request == 0 else f"gold@{request}"
+
+
 @dataclass
 class SeedState:
-    """Everything shared by the jobs of one seed in this process."""
+    """Everything shared by the jobs of one seed in this process: the partitions after each
+    deletion request (one, unless ``data.forget`` lists several) and the reference models."""
 
     seed: int
-    partitions: Partitions
+    requests: list[Request]
     data_key: str = ""
-    models: dict[str, tuple[nn.Module, Timing]] = field(default_factory=dict)  # "original", "gold"
-    shared_memo: dict = field(default_factory=dict)
+    models: dict[str, tuple[nn.Module, Timing]] = field(default_factory=dict)  # "original", "gold", "gold@1"...
+    memos: dict[int, dict] = field(default_factory=dict)  # per request: outputs of the original and gold
     signatures: dict[str, Any] = field(default_factory=dict)  # of the shared tensors, to detect changes
+
+    @property
+    def partitions(self) -> Partitions:
+        """The partitions of the first (usually the only) request, as evaluators see them."""
+        return self.requests[0].evaluation
 
     @property
     def original(self) -> nn.Module | None:
@@ -80,6 +91,12 @@ class SeedState:
     @property
     def gold(self) -> nn.Module | None:
         return self.models.get("gold", (None, None))[0]
+
+    def memo(self, request: int) -> dict:
+        return self.memos.setdefault(request, {})
+
+    def data_signature(self) -> tuple:
+        return signature([p for r in self.requests for p in (r.unlearning, r.evaluation)])
 
 
 class Workspace:
@@ -111,11 +128,15 @@ class Workspace:
         if seed not in self.states:
             dataset = self.dataset()
             try:
-                parts = make_partitions(dataset, self.exp.split, self.exp.forget, seed, prepare=self.exp.source.prepare)
+                requests = make_request_partitions(dataset, self.exp.split, self.exp.requests, seed,
+                                                   prepare=self.exp.source.prepare)
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file)
-            state = SeedState(seed, parts.to(self.device), data_key=dataset.fingerprint())
-            state.signatures["data"] = signature(state.partitions)
+            moved = [Request(r.unlearning.to(self.device), r.evaluation.to(self.device)) for r in requests]
+            if len(requests) == 1:
+                moved = [Request(moved[0].evaluation, moved[0].evaluation)]
+            state = SeedState(seed, moved, data_key=dataset.fingerprint())
+            state.signatures["data"] = state.data_signature()
             self.states[seed] = state
         return self.states[seed]
 
@@ -134,8 +155,8 @@ class Workspace:
                 torch.manual_seed(init_seed)
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
-    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int,
-                     recipe: TrainingRecipe | None = None, partitions: Partitions | None = None) -> tuple[nn.Module, Timing]:
+    def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, recipe: TrainingRecipe | None = None,
+                     partitions: Partitions | None = None, name: str | None = None) -> tuple[nn.Module, Timing]:
         """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
 
         Initialisation and shuffling derive from ``seed`` alone, so the same
@@ -161,21 +182,25 @@ class Workspace:
             {"kind": tag, "seed": seed, "experiment": self.exp.name},
         )
         how = "loaded from the cache" if hit else "trained"
-        event = f"seed {state.seed}: {tag} model (seed {seed}) {how} ({timing.wall_seconds:.1f} s to train)"
+        event = f"seed {state.seed}: {name or tag} model (seed {seed}) {how} ({timing.wall_seconds:.1f} s to train)"
         log.info(event)
         if not hit:
             self.events.append(event)
         return model, timing
 
     def reference(self, state: SeedState, kind: str) -> tuple[nn.Module, Timing]:
-        """The seed's original (trained on train, over the data before the forget request) or gold
-        (retrained on retain) model with its training timing; trained or loaded once per process."""
+        """The seed's ``original`` (trained on train, over the data before any deletion request) or
+        ``gold`` / ``gold@r`` (retrained on what request r leaves of train) model with its training
+        timing; trained or loaded once per process."""
         if kind not in state.models:
             parts = state.partitions
-            if kind == "original":
+            if kind == "original" and self.exp.checkpoint is not None:
+                model, timing = self.original_from_checkpoint(parts.dataset, state.seed)
+            elif kind == "original":
                 model, timing = self.train_cached(state, "original", parts["train"], state.seed, partitions=parts.before_forget())
-            elif kind == "gold":
-                model, timing = self.train_cached(state, "gold", parts["retain"], state.seed)
+            elif kind in [gold_name(r) for r in range(len(state.requests))]:
+                after = state.requests[0 if kind == "gold" else int(kind.split("@")[1])].evaluation
+                model, timing = self.train_cached(state, "gold", after["retain"], state.seed, partitions=after, name=kind)
             else:
                 raise ValueError(f"unknown reference model {kind!r}")
             bad = nonfinite_parameters(model)
@@ -186,6 +211,21 @@ class Workspace:
             state.signatures[kind] = signature(model)
         return state.models[kind]
 
+    def original_from_checkpoint(self, dataset: Dataset, seed: int) -> tuple[nn.Module, Timing]:
+        """The config's model with the weights of ``model.checkpoint`` (the same file for every seed);
+        a file that does not fit the model is a config error naming the keys."""
+        with measure(self.device) as timing:
+            model = self.make_model(dataset, derive_seed(seed, "model-init"))
+            state = load_checkpoint(self.exp.checkpoint, self.device)
+            problems = checkpoint_mismatch(model, state)
+            if problems:
+                raise ConfigError(f"{self.exp.checkpoint} does not fit {self.exp.model_spec['class']}: {problems}",
+                                  "model.checkpoint", self.exp.file)
+            model.load_state_dict(state)
+        self.events.append(f"seed {seed}: original model loaded from {self.exp.checkpoint} "
+                           f"(SHA-256 {self.exp.checkpoint_sha256[:12]})")
+        return model.eval(), timing
+
     def train_references(self, state: SeedState) -> None:
         """Train (or load) both reference models of ``state`` now."""
         self.reference(state, "original")
@@ -193,70 +233,83 @@ class Workspace:
 
     # ------------------------------------------------------------------ jobs
     def _row(self, seed: int, label: str, params: str, metric: str, value: Any = None, *, status: str = "ok",
-             error: str = "", step: int | None = None, wall: float | None = None) -> dict[str, Any]:
+             error: str = "", step: int | None = None, wall: float | None = None, request: int | None = None) -> dict[str, Any]:
         return {
             "run_id": self.run_id, "experiment": self.exp.name, "config_hash": self.exp.config_hash, "seed": seed,
             "unlearner": label, "parameters": params, "metric": metric, "value": value, "step": step,
-            "status": status, "error": error, "wall_seconds": wall, "versions": versions(), "device": str(self.device),
+            "request": request, "status": status, "error": error, "wall_seconds": wall, "versions": versions(),
+            "device": str(self.device),
         }
 
     def make_context(self, state: SeedState, label: str, seed: int | None = None,
-                     gold_provider: Callable[[], tuple[nn.Module, Timing]] | None = None) -> UnlearningContext:
-        """Reseed from (seed, label) and build the context an unlearner runs in (``seed`` and
-        ``gold_provider`` default to the state's; other ones serve repeated unlearning). The
-        context's partitions and recipe are the job's own copies: changing them affects no other job."""
-        job_seed = derive_seed(state.seed if seed is None else seed, label)
+                     gold_provider: Callable[[], tuple[nn.Module, Timing]] | None = None,
+                     request: int = 0) -> UnlearningContext:
+        """Reseed from (seed, label[, request]) and build the context an unlearner runs in for deletion
+        ``request`` (``seed`` and ``gold_provider`` default to the state's; other ones serve repeated
+        unlearning). The context's partitions and recipe are the job's own copies: changing them
+        affects no other job."""
+        names = (label,) if request == 0 else (label, f"request {request}")
+        job_seed = derive_seed(state.seed if seed is None else seed, *names)
         generator = seed_everything(job_seed)
-        parts = partitions_for_job(state.partitions)
+        parts = partitions_for_job(state.requests[request].unlearning)
         trajectory: list[tuple[int, str, float]] = []
         ctx = UnlearningContext(
             partitions=parts, device=self.device, num_classes=parts.dataset.num_classes,
             recipe=copy.deepcopy(self.exp.recipe), seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
             new_model=lambda: self.make_model(parts.dataset),
-            gold_provider=gold_provider or (lambda: self.reference(state, "gold")),
+            gold_provider=gold_provider or (lambda: self.reference(state, gold_name(request))),
             log_fn=lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()),
         )
         ctx.extras["trajectory"] = trajectory
         return ctx
 
     def make_outcome(self, state: SeedState, label: str, unlearner: Any, model: nn.Module, ctx: UnlearningContext,
-                     timing: Timing) -> Outcome:
-        """What evaluators see of one finished ``unlearn`` call."""
+                     timing: Timing, request: int = 0) -> Outcome:
+        """What evaluators see of one finished ``unlearn`` call (after deletion ``request``)."""
+        after = state.requests[request].evaluation
         return Outcome(
-            model=model, original=self.reference(state, "original")[0], gold_provider=lambda: self.reference(state, "gold"),
-            partitions=ctx.evaluation_partitions or state.partitions, reference_partitions=state.partitions,
+            model=model, original=self.reference(state, "original")[0],
+            gold_provider=lambda: self.reference(state, gold_name(request)),
+            partitions=ctx.evaluation_partitions or after, reference_partitions=after,
             timing=timing, seed=state.seed, unlearner=label, device=self.device,
-            context=ctx, shared_memo=state.shared_memo,
+            context=ctx, shared_memo=state.memo(request),
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
-            unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed),
+            unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed, request),
         )
 
-    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int) -> nn.Module:
-        """The same unlearner applied to an original trained with another ``seed``, through the cache.
+    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int, request: int = 0) -> nn.Module:
+        """The same unlearner applied to an original trained with another ``seed``, through the cache
+        (deletion requests 0..``request`` in turn, as the job did).
 
         The original and gold for ``seed`` come from :meth:`train_cached` and the context is built
         as for a job of that seed, so per-example attacks (ForgettingQuality, ULiRA) get independent
-        samples of "unlearned". Keyed by that original's ingredients, the forget set and the
+        samples of "unlearned". Keyed by that original's ingredients, the forget sets and the
         unlearner's class and parameters.
         """
         parts = state.partitions
         original, _ = self.train_cached(state, "original", parts["train"], seed, partitions=parts.before_forget())
+        forget = [index_hash(state.requests[r].unlearning["forget"]) for r in range(request + 1)]
         key = content_key(
             kind="unlearned", data=state.data_key, source=self.exp.source_spec,
-            split=index_hash(parts["train"]), forget=index_hash(parts["forget"]), model=self.exp.model_spec,
+            split=index_hash(parts["train"]), forget=forget[0] if request == 0 else forget, model=self.exp.model_spec,
             training=self.exp.recipe.as_dict(), seed=seed, version=__version__, unlearner=type(unlearner).__name__,
             parameters=params_json(unlearner),
         )
 
         def unlearn(model: nn.Module) -> Timing:
-            gold = lambda: self.train_cached(state, "gold", parts["retain"], seed)  # noqa: E731
-            with torch.random.fork_rng(devices=[]):
-                ctx = self.make_context(state, label, seed, gold)
-                with measure(self.device) as timing:
-                    result = unlearner.unlearn(model, ctx)
-            if result is not model:
-                model.load_state_dict(result.state_dict())
-            return timing
+            total = Timing()
+            for r in range(request + 1):
+                after = state.requests[r].evaluation
+                gold = lambda: self.train_cached(state, "gold", after["retain"], seed, partitions=after)  # noqa: E731
+                with torch.random.fork_rng(devices=[]):
+                    ctx = self.make_context(state, label, seed, gold, request=r)
+                    with measure(self.device) as timing:
+                        result = unlearner.unlearn(model, ctx)
+                if result is not model:
+                    model.load_state_dict(result.state_dict())
+                total.wall_seconds += timing.wall_seconds
+                total.cpu_seconds += timing.cpu_seconds
+            return total
 
         model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
                                               {"kind": "unlearned", "seed": seed, "unlearner": label})
@@ -273,19 +326,34 @@ class Workspace:
                 artifacts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure.
 
-        ``params`` is the job's identity computed once by the plan (default: from the unlearner
-        now). Per-example arrays the evaluators keep go into ``artifacts``.
+        With several deletion requests the unlearner processes them one after another on its own
+        model, and the evaluators run after each (rows carry the request index). ``params`` is
+        the job's identity computed once by the plan (default: from the unlearner now).
+        Per-example arrays the evaluators keep go into ``artifacts``.
         """
         params = params_json(entry.unlearner) if params is None else params
+        model = copy.deepcopy(self.reference(state, "original")[0])
+        several = len(state.requests) > 1
+        rows: list[dict[str, Any]] = []
+        for request in range(len(state.requests)):
+            model, request_rows, outcome = self._run_request(state, entry, params, model, request if several else None)
+            rows += request_rows
+            if outcome is None:  # the unlearner failed or spoiled shared state: later requests are moot
+                break
+            if artifacts is not None:
+                prefix = f"request{request}/" if several else ""
+                artifacts.update({prefix + k: v for k, v in outcome.artifacts.items()})
+        return rows
+
+    def _run_request(self, state: SeedState, entry: UnlearnerEntry, params: str, model: nn.Module,
+                     request: int | None) -> tuple[nn.Module, list[dict[str, Any]], Outcome | None]:
+        """One unlearn call and its evaluations; the outcome is None when the job cannot go on."""
         label = entry.label
+        ctx = self.make_context(state, label, request=request or 0)
 
-        def error(metric: str, exc: BaseException | str) -> dict[str, Any]:
-            text = exc if isinstance(exc, str) else describe(exc)
-            return self._row(state.seed, label, params, metric, status="error", error=text)
+        def row(metric: str, value: Any = None, **fields: Any) -> dict[str, Any]:
+            return self._row(state.seed, label, params, metric, value, request=request, **fields)
 
-        original = self.reference(state, "original")[0]
-        ctx = self.make_context(state, label)
-        model = copy.deepcopy(original)
         try:
             with measure(self.device) as timing:
                 model = entry.unlearner.unlearn(model, ctx)
@@ -298,20 +366,20 @@ class Workspace:
             if interrupted_by_user(exc):
                 raise
             log.debug("unlearner %s failed", label, exc_info=True)
-            return [error("unlearn", exc)] + self._changed_shared_state(state, label, params)
+            return model, [row("unlearn", status="error", error=describe(exc))] + self._changed_shared_state(state, row), None
         timing = ctx.timing_override or timing
         wall = timing.wall_seconds
-        rows = [self._row(state.seed, label, params, m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
-        changed = self._changed_shared_state(state, label, params)
+        rows = [row(m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
+        changed = self._changed_shared_state(state, row)
         if changed:
-            return rows + changed
-        outcome = self.make_outcome(state, label, entry.unlearner, model, ctx, timing)
+            return model, rows + changed, None
+        outcome = self.make_outcome(state, label, entry.unlearner, model, ctx, timing, request or 0)
         for evaluator in sorted(self.exp.evaluators, key=lambda e: bool(e.requires)):
             name = type(evaluator).__name__
             missing = [m for m in evaluator.requires if m not in outcome.metrics]
             if missing:
-                rows.append(self._row(state.seed, label, params, name, status="error", wall=wall,
-                                      error=f"needs metrics {', '.join(missing)}, which no listed evaluator produced"))
+                rows.append(row(name, status="error", wall=wall,
+                                error=f"needs metrics {', '.join(missing)}, which no listed evaluator produced"))
                 continue
             try:
                 metrics = self.evaluate(outcome, evaluator)
@@ -319,31 +387,27 @@ class Workspace:
                 if interrupted_by_user(exc):
                     raise
                 log.debug("evaluator %s failed on %s", name, label, exc_info=True)
-                rows.append(self._row(state.seed, label, params, name, status="error", error=describe(exc), wall=wall))
+                rows.append(row(name, status="error", error=describe(exc), wall=wall))
                 continue
             outcome.metrics.update(metrics)
             for k, v in metrics.items():
                 reason = undefined_reason(v)
-                rows.append(self._row(state.seed, label, params, k, float(v), wall=wall,
-                                      status="undefined" if reason else "ok", error=reason or ""))
-        changed = self._changed_shared_state(state, label, params)
+                rows.append(row(k, float(v), wall=wall, status="undefined" if reason else "ok", error=reason or ""))
+        changed = self._changed_shared_state(state, row)
         if changed:
-            rows = [r for r in rows if r["status"] != "ok"] + changed
-        if artifacts is not None:
-            artifacts.update(outcome.artifacts)
-        return rows
+            return model, [r for r in rows if r["status"] != "ok"] + changed, None
+        return model, rows, outcome
 
-    def _changed_shared_state(self, state: SeedState, label: str, params: str) -> list[dict[str, Any]]:
+    def _changed_shared_state(self, state: SeedState, row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
         """Error rows if the job changed data or models other jobs share; the seed is then rebuilt."""
-        changed = [name for name, value in (("the dataset", signature(state.partitions)),
-                                            *((k, signature(m)) for k, (m, _) in state.models.items()))
-                   if value != state.signatures["data" if name == "the dataset" else name]]
+        changed = ["the dataset"] if state.data_signature() != state.signatures["data"] else []
+        changed += [k for k, (m, _) in state.models.items() if signature(m) != state.signatures[k]]
         if not changed:
             return []
         del self.states[state.seed]  # rebuilt from the source and the cache by the next job
         self._dataset = None
         message = f"the job changed shared state ({', '.join(changed)}); components must not modify them in place"
-        return [self._row(state.seed, label, params, "shared_state", status="error", error=message)]
+        return [row("shared_state", status="error", error=message)]
 
     # ----------------------------------------------------------------- tasks
     def execute(self, task: Task) -> JobResult:
@@ -374,6 +438,46 @@ class Workspace:
             except (RunError, ConfigError) as exc:  # data or the original that cannot be built: the run stops
                 fatal = str(exc)
         return JobResult(task, rows, list(self.events), artifacts, time.perf_counter() - start, fatal)
+
+
+def load_checkpoint(path: str, device: torch.device) -> dict[str, Tensor]:
+    """A ``state_dict`` from ``.safetensors`` or a torch file read with ``weights_only=True``;
+    a dict that wraps one (``{"state_dict": ...}``, ``{"model": ...}``) and DataParallel's
+    ``module.`` prefixes are unwrapped."""
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state: Any = load_file(path, device=str(device))
+        else:
+            state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"cannot read the checkpoint {path}: {type(exc).__name__}: {exc}", "model.checkpoint") from exc
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise ConfigError(f"{path} holds no state_dict (a mapping of parameter names to tensors)", "model.checkpoint")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def checkpoint_mismatch(model: nn.Module, state: dict[str, Tensor], limit: int = 5) -> str:
+    """What keeps ``state`` from loading into ``model``: missing and unexpected keys, wrong shapes ("" if none)."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [f"{k} {tuple(state[k].shape)} in the file, {tuple(v.shape)} in the model"
+              for k, v in expected.items() if k in state and state[k].shape != v.shape]
+
+    def listing(what: str, items: list[str]) -> str:
+        more = f" and {len(items) - limit} more" if len(items) > limit else ""
+        return f"{what}: {', '.join(items[:limit])}{more}" if items else ""
+
+    return "; ".join(x for x in (listing("missing keys", missing), listing("unexpected keys", unexpected),
+                                 listing("shape mismatch", shapes)) if x)
 
 
 def describe(exc: BaseException) -> str:

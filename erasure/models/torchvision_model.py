@@ -1,8 +1,11 @@
 """Any torchvision classifier, e.g. ``resnet50``, ``vgg11_bn``, ``mobilenet_v3_small``, ``vit_b_16``."""
 from __future__ import annotations
 
+import os
+
 from torch import Tensor, nn
 
+from erasure.core.errors import ConfigError
 from erasure.core.params import PositiveInt
 from erasure.models.base import Model
 
@@ -22,9 +25,11 @@ class TorchVisionModel(Model):
 
     The network's last linear layer becomes ``head`` (re-initialised for
     ``num_classes``); everything before it is ``features``. ``weights`` names
-    torchvision weights (``"DEFAULT"``, ``"IMAGENET1K_V1"``), downloaded by torchvision
-    into its cache; None trains from scratch. Grey images are repeated to 3 channels
-    when the network expects 3.
+    torchvision weights (``"DEFAULT"``, ``"IMAGENET1K_V1"``), read from torch's hub cache
+    (``$TORCH_HOME/hub/checkpoints``, by default ``~/.cache/torch/hub/checkpoints``) and
+    downloaded there by torchvision when missing; None trains from scratch. For weights of your
+    own, use the model's ``checkpoint``. Grey images are repeated to 3 channels when the network
+    expects 3.
     """
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: PositiveInt, name: str = "resnet18",
@@ -36,7 +41,15 @@ class TorchVisionModel(Model):
         self.weights = weights
         import torchvision
 
-        self.body = torchvision.models.get_model(name, weights=weights)
+        try:
+            self.body = torchvision.models.get_model(name, weights=weights)
+        except OSError as exc:  # not in the hub cache, and no network (URLError is an OSError)
+            import torch.hub
+
+            where = os.path.join(torch.hub.get_dir(), "checkpoints")
+            raise ConfigError(f"torchvision weights {weights!r} of {name} are not in the local cache ({where}) and "
+                              f"could not be downloaded ({exc}); put the file there, or give the model a "
+                              "'checkpoint'", "weights") from exc
         last = _split_last_linear(self.body)
         self.head = nn.Linear(last.in_features, num_classes)
         first = next(m for m in self.body.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))

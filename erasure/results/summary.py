@@ -35,11 +35,21 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
 
 
 def final_values(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[Any, float]]:
-    """Final (non-trajectory) ``ok`` values by (unlearner, metric) and seed; a later row for the same
-    (config, seed, unlearner, metric), e.g. from a rerun, replaces an earlier one."""
+    """Final (non-trajectory) ``ok`` values by (unlearner, metric) and seed, after the last deletion
+    request where there are several; a later row for the same (config, seed, unlearner, metric),
+    e.g. from a rerun, replaces an earlier one."""
     grouped: dict[tuple[str, str], dict[Any, float]] = defaultdict(dict)
+    rows = list(rows)
+    last_request: dict[tuple, int] = {}  # with several deletion requests, the state after the last one
+    for row in rows:
+        if row.get("request") not in (None, ""):
+            job = (row.get("config_hash", ""), str(row.get("seed")), row["unlearner"])
+            last_request[job] = max(last_request.get(job, -1), int(row["request"]))
     for row in rows:
         if row.get("status") != "ok" or row.get("step") not in (None, ""):
+            continue
+        if row.get("request") not in (None, "") and \
+                int(row["request"]) != last_request[(row.get("config_hash", ""), str(row.get("seed")), row["unlearner"])]:
             continue
         try:
             value = float(row["value"])

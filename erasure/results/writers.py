@@ -20,7 +20,7 @@ log = logging.getLogger("erasure.results")
 
 COLUMNS = [
     "run_id", "experiment", "config_hash", "seed", "unlearner", "parameters", "metric", "value",
-    "step", "status", "error", "wall_seconds", "versions", "device",
+    "step", "request", "status", "error", "wall_seconds", "versions", "device",
 ]
 
 

@@ -136,3 +136,13 @@ class UndefinedValues(Evaluator, register=False):
         from erasure.evaluators.base import Undefined
 
         return {"explained": Undefined("no samples to score"), "unexplained": float("nan"), "fine": 1.0}
+
+
+class WeightNorm(Evaluator, register=False):
+    """Sum of squared parameters of the unlearned model."""
+
+    def __init__(self) -> None:
+        pass
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        return {"weight_norm": float(sum(p.detach().pow(2).sum() for p in outcome.model.parameters()))}
