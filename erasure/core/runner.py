@@ -184,24 +184,36 @@ class Runner:
             timing=timing, gold_timing=state.gold_timing, seed=state.seed, unlearner=label, device=self.device,
             context=ctx, shared_memo=state.shared_memo,
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
-            unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed),
+            unlearn_reference=lambda seed, original_seed=None: self.unlearn_cached(state, label, unlearner, seed,
+                                                                                   original_seed),
         )
 
-    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int) -> nn.Module:
-        """The same unlearner applied to an original trained with another ``seed``, through the cache.
+    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int,
+                       original_seed: int | None = None) -> nn.Module:
+        """The same unlearner run with the context of ``seed`` on the original trained with
+        ``original_seed`` (default: ``seed``), through the cache.
 
-        The original and gold for ``seed`` come from :meth:`train_cached` and the context is built
-        as for a job of that seed, so per-example attacks (ForgettingQuality, ULiRA) get independent
-        samples of "unlearned". Keyed by that original's ingredients, the forget set and the
-        unlearner's class and parameters.
+        The original comes from :meth:`train_cached` (the job's own when ``original_seed`` is the
+        state's seed), the gold that the context offers is trained with ``seed``, and the context is
+        built as for a job of ``seed``: per-example attacks (ForgettingQuality, ULiRA) get
+        independent samples of "unlearned", from varied originals or, with ``original_seed`` set to
+        the job's seed, from repeated unlearning of one original. Keyed by that original's
+        ingredients, the unlearning seed (when it differs), the forget set and the unlearner's class
+        and parameters.
         """
         parts = state.partitions
-        original, _ = self.train_cached(state, "original", parts["train"], seed, partitions=parts.before_forget())
+        original_seed = seed if original_seed is None else original_seed
+        if original_seed == state.seed and state.original is not None:
+            original = state.original
+        else:
+            original, _ = self.train_cached(state, "original", parts["train"], original_seed,
+                                            partitions=parts.before_forget())
         key = content_key(
             kind="unlearned", data=state.data_key, source=self.exp.config["data"]["source"],
             split=index_hash(parts["train"]), forget=index_hash(parts["forget"]), model=self.exp.model_spec,
-            training=self.exp.recipe.as_dict(), seed=seed, version=__version__, unlearner=type(unlearner).__name__,
-            parameters=self.params_json(unlearner),
+            training=self.exp.recipe.as_dict(), seed=original_seed, version=__version__,
+            unlearner=type(unlearner).__name__, parameters=self.params_json(unlearner),
+            **({} if seed == original_seed else {"unlearn_seed": seed}),
         )
 
         def unlearn(model: nn.Module) -> Timing:
@@ -214,8 +226,8 @@ class Runner:
                 model.load_state_dict(result.state_dict())
             return timing
 
-        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
-                                              {"kind": "unlearned", "seed": seed, "unlearner": label})
+        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn, {
+            "kind": "unlearned", "seed": original_seed, "unlearn_seed": seed, "unlearner": label})
         return model
 
     def run_job(self, state: SeedState, entry: Any) -> list[dict[str, Any]]:
