@@ -105,7 +105,7 @@ class ModelCache:
         """
         found = self.load(key, model)
         if found is not None:
-            return model.eval(), Timing(**found["timing"]), True
+            return model.eval(), Timing.from_record(found["timing"]), True
         timing = train(model)
         self.save(key, model, dict(meta or {}, timing=timing.as_dict()))
         return model.eval(), timing, False
