@@ -68,12 +68,6 @@ def _best_epsilon(inside_a: np.ndarray, inside_b: np.ndarray, size_a: int, size_
     return max(float(np.nanmax(eps)), 0.0) if not np.isnan(eps).all() else 0.0
 
 
-def _count_in(sorted_values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-    """How many values lie in [low, high] (elementwise over the threshold arrays)."""
-    inside = np.searchsorted(sorted_values, high, "right") - np.searchsorted(sorted_values, low, "left")
-    return np.maximum(inside, 0)
-
-
 def challenge_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5) -> float:
     """ε of one forget example under the challenge's attack family (metric.py, ``_get_epsilons``)."""
     u, r = np.sort(np.asarray(unlearned, float)), np.sort(np.asarray(retrained, float))
@@ -82,22 +76,25 @@ def challenge_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delt
     smallest, largest = min(pos_range, neg_range), max(pos_range, neg_range)
     if largest > 0 and smallest / largest < PEAKY_RATIO:
         return EPSILON_CAP
-    best = []
+    best = [0.0]
     # single thresholds: "pos iff φ ≥ t"
     low, high = min(pos[0], neg[0]), max(pos[-1], neg[-1])
     t = np.linspace(low, high, int(math.ceil((high - low) * THRESHOLDS_PER_UNIT)))
     if len(t):
-        best.append(_best_epsilon(_count_in(pos, t, np.inf), _count_in(neg, t, np.inf), len(pos), len(neg), delta))
-    # intervals: "peaky iff l ≤ φ ≤ r"
+        at_or_above = [len(g) - np.searchsorted(g, t, "left") for g in (pos, neg)]
+        best.append(_best_epsilon(*at_or_above, len(pos), len(neg), delta))
+    # intervals: "peaky iff l ≤ φ ≤ r", for each right threshold r a row of left thresholds l
     peaky, other = (neg, pos) if pos_range >= neg_range else (pos, neg)
     width = smallest
     low, high = peaky[0] + width - BUFFER, peaky[-1] + BUFFER
     right = np.linspace(low, high, int(math.ceil((high - low) * THRESHOLDS_PER_UNIT)))
-    left = np.linspace(right - width - BUFFER, right - width + BUFFER, int(math.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT)), axis=1)
-    right = np.broadcast_to(right[:, None], left.shape)
+    n_left = int(math.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT))
+    left = np.linspace(right - width - BUFFER, right - width + BUFFER, n_left, axis=1)
     if left.size:
-        best.append(_best_epsilon(_count_in(peaky, left, right), _count_in(other, left, right), len(peaky), len(other), delta))
-    return min(max(best, default=0.0), EPSILON_CAP)
+        inside = [np.maximum(np.searchsorted(g, right, "right")[:, None] - np.searchsorted(g, left, "left"), 0)
+                  for g in (peaky, other)]
+        best.append(_best_epsilon(*inside, len(peaky), len(other), delta))
+    return min(max(best), EPSILON_CAP)
 
 
 def challenge_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5) -> np.ndarray:
@@ -107,7 +104,7 @@ def challenge_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float
     return np.array([challenge_example_epsilon(u[:, s], r[:, s], delta) for s in range(u.shape[1])])
 
 
-def per_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
+def all_intervals_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
                         chunk: int = 20_000_000) -> np.ndarray:
     """ε of each column (forget example) of ``unlearned`` (N_u, S) versus ``retrained`` (N_r, S)
     under the ``all_intervals`` family.
@@ -151,7 +148,7 @@ def epsilon_points(epsilons: np.ndarray, num_models: int, width: float = 0.5) ->
 def forgetting_quality(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
                        attacks: AttackFamily = "challenge") -> float:
     """F: mean points of the per-example ε (N = the number of models of each kind)."""
-    epsilon = challenge_epsilon if attacks == "challenge" else per_example_epsilon
+    epsilon = challenge_epsilon if attacks == "challenge" else all_intervals_epsilon
     eps = epsilon(unlearned, retrained, delta)
     return float(epsilon_points(eps, min(len(unlearned), len(retrained))).mean())
 
