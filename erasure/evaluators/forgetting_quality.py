@@ -165,9 +165,10 @@ class ForgettingQuality(Evaluator):
     retrained replicas are N gold models with other seeds (see
     :mod:`erasure.evaluators.replicas`). ``attacks``: ``challenge`` (default, metric.py's
     family) or ``all_intervals`` (every interval at the observed values and its complement).
-    Both estimators have a floor that falls as N grows (two samples of one distribution do
-    not score 1), so compare rows at equal N, against GoldModel's row. N = 16 gives
-    ε_max = 3; at least 3 models are needed (ε_max = ⌈ln(N−1)⌉ > 0).
+    Both estimators have a floor below 1 (two samples of one distribution do not score 1) that
+    depends on N (the challenge's family up to about N = 16, all_intervals at every N), so
+    compare rows at equal N, against GoldModel's row. N = 16 gives ε_max = 3; at least 3
+    models are needed (ε_max = ⌈ln(N−1)⌉ > 0).
     """
 
     contract_config = {"parameters": {"num_models": 4}}
