@@ -221,7 +221,7 @@ def test_peak_rss_is_the_increment_of_the_call_even_when_nested():
     del ballast
 
 
-def test_speedup_only_between_comparable_timings(tmp_path, caplog):
+def test_speedup_only_between_comparable_timings(tmp_path, caplog, tiny_world):
     with measure(CPU) as method:
         pass
     gold = Timing(**{**method.as_dict(), "wall_seconds": 2.0})
@@ -242,7 +242,8 @@ def test_speedup_only_between_comparable_timings(tmp_path, caplog):
     _, fresh, _ = cache.get_or_train("k", model, train)
     _, cached, hit = cache.get_or_train("k", torch.nn.Linear(2, 2), train)
     assert hit and cached.origin == "cache" and fresh.origin == "measured" and cached.mismatch(fresh) == ""
-    outcome = type("O", (), {"timing": method, "gold_timing": other_threads, "unlearner": "X", "seed": 0})()
+    outcome = _outcome(*tiny_world, "Identity", {"class": "Identity"}, timing=method)
+    outcome.gold_timing = other_threads
     with caplog.at_level(logging.WARNING, logger="erasure"):
         metrics = RunTime().evaluate(outcome)
     assert math.isnan(metrics["speedup_vs_gold"]) and "threads" in caplog.text
