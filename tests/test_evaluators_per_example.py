@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from erasure.core.errors import ConfigError
 from erasure.evaluators.forgetting_quality import (ForgettingQuality, attack_epsilon, epsilon_points,
-                                                   forgetting_quality, per_example_epsilon)
+                                                   forgetting_quality, all_intervals_epsilon)
 from erasure.evaluators.replicas import logit_confidence
 from erasure.evaluators.ulira import ULiRA, cross_fitted_ulira, gaussian_log_ratio, ulira_attack
 
@@ -49,7 +49,7 @@ def test_epsilon_equals_brute_force_on_random_samples():
     rng = np.random.default_rng(0)
     u = rng.normal(0.8, 1, (6, 5))
     r = rng.normal(0, 1, (6, 5))
-    got = per_example_epsilon(u, r, DELTA, chunk=200)  # small chunk: several chunks
+    got = all_intervals_epsilon(u, r, DELTA, chunk=200)  # small chunk: several chunks
     expected = [brute_force_epsilon(list(u[:, s]), list(r[:, s])) for s in range(5)]
     np.testing.assert_allclose(got, expected, rtol=1e-9)
 
@@ -66,7 +66,7 @@ def test_two_known_gaussians_hand_computed_epsilon():
     assert hand == pytest.approx(1.6683, abs=1e-3)
     fpr, fnr = (r > mu / 2).mean(), (u <= mu / 2).mean()
     assert attack_epsilon(np.array([fpr]), np.array([fnr]), DELTA)[0] == pytest.approx(hand, abs=0.05)
-    assert per_example_epsilon(u[:400, None], r[:400, None])[0] >= hand - 0.15
+    assert all_intervals_epsilon(u[:400, None], r[:400, None])[0] >= hand - 0.15
 
 
 def test_attack_epsilon_rules():

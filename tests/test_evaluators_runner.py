@@ -12,7 +12,7 @@ EVALUATORS = [
     {"class": "Accuracy"}, {"class": "UMIA", "parameters": {"n_splits": 3}}, {"class": "EntropyMIA"},
     {"class": "MIAEfficacy"}, {"class": "ForgettingQuality", "parameters": {"num_models": 4}},
     {"class": "ULiRA", "parameters": {"num_models": 4}}, {"class": "GoldDistance"}, {"class": "ZRF"},
-    {"class": "RelearnTime", "parameters": {"max_steps": 30}}, {"class": "Scores", "parameters": {"umia_splits": 3}},
+    {"class": "RelearnTime", "parameters": {"max_steps": 30}}, {"class": "Scores"},
 ]
 
 
@@ -72,9 +72,11 @@ def test_extremes_are_where_they_belong(tiny):
 def test_replicas_come_from_the_cache_on_a_rerun(tiny):
     tmp_path, config, _, rows = tiny
     cached = sorted(p.name for p in (tmp_path / "cache").glob("*.pt"))
-    # per seed: 1 original + 1 gold, then 4 originals + 4 golds for unlearned replicas, 4 retrained,
-    # 4 unlearned per unlearner (Identity, GoldModel, NegGrad); GoldModel's unlearned replicas are golds
-    assert len(cached) == 2 + 4 + 4 + 4 + 3 * 4
+    # per seed: 1 original + 1 gold and 4 retrained replicas; ULiRA (varied originals): 4 originals and
+    # 4 unlearned per unlearner (Identity, GoldModel, NegGrad), GoldModel's being 4 golds of the
+    # replicas' seeds; ForgettingQuality (challenge protocol): 4 unlearned per unlearner from the
+    # job's own original, GoldModel's again being golds trained with the 4 unlearning seeds
+    assert len(cached) == 2 + 4 + (4 + 3 * 4 + 4) + 3 * 4
     _, again = _run(_config(tmp_path, [{"class": "ULiRA", "parameters": {"num_models": 4}}]))
     assert sorted(p.name for p in (tmp_path / "cache").glob("*.pt")) == cached
     assert again[("NegGrad", "ulira_accuracy")]["value"] == rows[("NegGrad", "ulira_accuracy")]["value"]

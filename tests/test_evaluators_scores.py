@@ -15,14 +15,18 @@ def test_score_formulas_by_hand():
     # NoMUS = 0.5·0.8 + 0.5·(1 − 2·|0.7 − 0.5|) = 0.4 + 0.3
     assert nomus(0.8, 0.7) == pytest.approx(0.7)
     assert nomus(0.8, 0.7, weight=1.0) == pytest.approx(0.8)
-    assert ain(30, 60) == pytest.approx(0.5)
-    assert ain(5, 0) != ain(5, 0)  # NaN when gold relearns at once
+    assert ain(30, 60, smoothing=0) == pytest.approx(0.5)
+    assert ain(30, 60) == pytest.approx(30.01 / 60.01)  # ERASURE's +0.01 on both relearn times
+    assert ain(0, 0) == 1 and ain(5, 0) == pytest.approx(501)  # gold relearns at once
+    assert ain(5, 0, smoothing=0) != ain(5, 0, smoothing=0)  # NaN without smoothing
     assert avg_gap({"a": 0.9, "b": 0.5}, {"a": 0.8, "b": 0.7}) == pytest.approx(0.15)
 
 
 def test_requires_follows_the_chosen_scores():
     assert set(Scores().requires) == {"accuracy_test", "accuracy_forget", "accuracy_retain", "umia_accuracy",
-                                      "relearn_steps", "relearn_steps_gold"}
+                                      "mia_efficacy", "relearn_steps", "relearn_steps_gold"}
+    assert set(Scores(scores=["avg_gap"]).requires) == {"accuracy_forget", "mia_efficacy", "accuracy_retain",
+                                                        "accuracy_test"}
     assert Scores(scores=["ain"]).requires == ("relearn_steps", "relearn_steps_gold")
     assert Scores(scores=["nomus"]).requires == ("accuracy_test", "umia_accuracy")
 

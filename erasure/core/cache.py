@@ -16,7 +16,6 @@ a config's ``"cache": {"dir": ...}`` overrides both.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -72,11 +71,10 @@ def _remove(path: Path) -> None:
 
 
 def _timing(record: Any) -> Timing:
-    """The recorded timing, ignoring fields this version does not know."""
+    """The recorded timing (fields this version does not know are ignored)."""
     if not isinstance(record, dict):
         raise ValueError("metadata has no timing")
-    known = {f.name for f in dataclasses.fields(Timing)}
-    return Timing(**{k: v for k, v in record.items() if k in known})
+    return Timing.from_record(record)
 
 
 class ModelCache:

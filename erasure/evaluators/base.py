@@ -57,9 +57,10 @@ class Outcome:
     # train_reference(tag, index, seed, recipe=None) -> a fresh model trained on the index tensor
     # with the original recipe (or ``recipe``), through the model cache: shadow and retrained models.
     train_reference: Callable[..., nn.Module] | None = None
-    # unlearn_reference(seed) -> the same unlearner applied to an original trained with ``seed``
-    # (through the model cache): repeated unlearning for per-example attacks.
-    unlearn_reference: Callable[[int], nn.Module] | None = None
+    # unlearn_reference(seed, original_seed=None) -> the same unlearner run with the context of
+    # ``seed`` on the original trained with ``original_seed`` (default ``seed``; the job's own seed
+    # reuses the job's original), through the model cache: repeated unlearning for per-example attacks.
+    unlearn_reference: Callable[..., nn.Module] | None = None
     # per-example arrays worth keeping (e.g. ForgettingQuality's per-example ε); the driver saves
     # each as artifacts/seed<seed>/<unlearner>/<name>.npy beside the results
     artifacts: dict[str, Any] = field(default_factory=dict)

@@ -1,20 +1,33 @@
 """ForgettingQuality: the per-example ε score of the NeurIPS 2023 unlearning challenge.
 
 Triantafillou et al., "Are we making progress in unlearning? Findings from the
-first NeurIPS unlearning competition" (2024). For each forget example, the
-logit-scaled confidences φ of N unlearned and N retrained models are two
-samples; every single-threshold and double-threshold (interval) decision rule
-is an attack with a false-positive rate (retrained called unlearned) and a
-false-negative rate; the example's ε is the largest
-max(log(1−δ−FPR) − log FNR, log(1−δ−FNR) − log FPR) over attacks (attacks
-with exactly one zero rate are discarded, both zero gives ε = ∞). Each
-example scores points by its ε bucket (width 0.5): 1, 1/2, 1/4, …, and 0
-from ε_max = ⌈ln(N−1)⌉ on; F is the mean. The challenge's final score is
+first NeurIPS unlearning competition" (2024); reference code:
+google-deepmind/unlearning_evaluation, ``metric.py`` (attacks and score) and
+``main.py`` (protocol). For each forget example, the logit-scaled confidences φ
+of N unlearned and N retrained models are two samples; each decision rule of an
+attack family is an attack with a false-positive rate (FPR) and a false-negative
+rate (FNR); the example's ε is the largest
+max(log(1−δ−FPR) − log FNR, log(1−δ−FNR) − log FPR) over the attacks (attacks
+with exactly one zero rate are discarded, both zero gives ε = ∞). Each example
+scores points by its ε bucket (width 0.5): 1, 1/2, 1/4, …, and 0 from
+ε_max = ⌈ln(N−1)⌉ on; F is the mean. The challenge's final score is
 F·(RA/RA_retrained)·(TA/TA_retrained).
+
+Two attack families:
+
+* ``challenge`` (metric.py): if one group's range (max − min) is below 1% of the
+  other's, ε = 50 (the cap); otherwise single thresholds on a grid of 100 per
+  unit over both groups, one direction only ("positive iff φ ≥ t", positive =
+  the group with the larger median), and intervals [l, r] that call the peakier
+  group (the smaller range) inside: 400 left thresholds within ±2 of r − width
+  for each right threshold r on a grid from its max − 2 to its max + 2.
+* ``all_intervals``: every interval (t1, t2] with thresholds at the observed
+  values, and its complement (a superset of all one- and two-threshold rules).
 """
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
@@ -23,22 +36,78 @@ from erasure.core.params import OpenFraction, PositiveInt
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.replicas import replica_scores
 
+AttackFamily = Literal["challenge", "all_intervals"]
+Protocol = Literal["challenge", "varied_originals"]
+
+EPSILON_CAP = 50.0  # metric.py's EPSILON_CAP
+THRESHOLDS_PER_UNIT = 100  # metric.py's NUM_THRESHOLDS_PER_UNIT
+BUFFER = 2.0  # metric.py's interval buffer
+PEAKY_RATIO = 0.01  # a range below 1% of the other group's means ε = EPSILON_CAP
+
 
 def attack_epsilon(fpr: np.ndarray, fnr: np.ndarray, delta: float) -> np.ndarray:
-    """ε of each attack from its error rates; NaN marks a discarded attack (exactly one rate zero)."""
+    """ε of each attack from its error rates; NaN marks a discarded attack: exactly one rate zero,
+    or both log terms undefined (FPR = FNR = 1)."""
     fpr, fnr = np.asarray(fpr, float), np.asarray(fnr, float)
     with np.errstate(divide="ignore", invalid="ignore"):
         e1 = np.log(1 - delta - fpr) - np.log(fnr)
         e2 = np.log(1 - delta - fnr) - np.log(fpr)
         eps = np.fmax(e1, e2)  # NaN only where both are NaN
-    eps = np.where(np.isnan(eps), np.inf, eps)
     eps = np.where((fpr == 0) & (fnr == 0), np.inf, eps)
     return np.where((fpr == 0) ^ (fnr == 0), np.nan, eps)
 
 
-def per_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
+def _best_epsilon(inside_a: np.ndarray, inside_b: np.ndarray, size_a: int, size_b: int, delta: float) -> float:
+    """Largest ε over attacks "a iff inside", given how many of a and of b each one calls inside
+    (0 when every attack is discarded; the reference code stops with an assertion there)."""
+    seen = np.zeros((size_a + 1) * (size_b + 1), bool)  # ε depends on the counts alone
+    seen[(inside_a * (size_b + 1) + inside_b).ravel()] = True
+    pairs = np.flatnonzero(seen)
+    k_a, k_b = np.divmod(pairs, size_b + 1)
+    eps = attack_epsilon(k_b / size_b, (size_a - k_a) / size_a, delta)
+    return max(float(np.nanmax(eps)), 0.0) if not np.isnan(eps).all() else 0.0
+
+
+def challenge_example_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5) -> float:
+    """ε of one forget example under the challenge's attack family (metric.py, ``_get_epsilons``)."""
+    u, r = np.sort(np.asarray(unlearned, float)), np.sort(np.asarray(retrained, float))
+    pos, neg = (r, u) if np.median(r) > np.median(u) else (u, r)
+    pos_range, neg_range = pos[-1] - pos[0], neg[-1] - neg[0]
+    smallest, largest = min(pos_range, neg_range), max(pos_range, neg_range)
+    if largest > 0 and smallest / largest < PEAKY_RATIO:
+        return EPSILON_CAP
+    best = [0.0]
+    # single thresholds: "pos iff φ ≥ t"
+    low, high = min(pos[0], neg[0]), max(pos[-1], neg[-1])
+    t = np.linspace(low, high, int(math.ceil((high - low) * THRESHOLDS_PER_UNIT)))
+    if len(t):
+        at_or_above = [len(g) - np.searchsorted(g, t, "left") for g in (pos, neg)]
+        best.append(_best_epsilon(*at_or_above, len(pos), len(neg), delta))
+    # intervals: "peaky iff l ≤ φ ≤ r", for each right threshold r a row of left thresholds l
+    peaky, other = (neg, pos) if pos_range >= neg_range else (pos, neg)
+    width = smallest
+    low, high = peaky[0] + width - BUFFER, peaky[-1] + BUFFER
+    right = np.linspace(low, high, int(math.ceil((high - low) * THRESHOLDS_PER_UNIT)))
+    n_left = int(math.ceil(2 * BUFFER * THRESHOLDS_PER_UNIT))
+    left = np.linspace(right - width - BUFFER, right - width + BUFFER, n_left, axis=1)
+    if left.size:
+        inside = [np.maximum(np.searchsorted(g, right, "right")[:, None] - np.searchsorted(g, left, "left"), 0)
+                  for g in (peaky, other)]
+        best.append(_best_epsilon(*inside, len(peaky), len(other), delta))
+    return min(max(best), EPSILON_CAP)
+
+
+def challenge_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5) -> np.ndarray:
+    """ε of each column (forget example) of ``unlearned`` (N_u, S) versus ``retrained`` (N_r, S)
+    under the challenge's attack family."""
+    u, r = np.asarray(unlearned, float), np.asarray(retrained, float)
+    return np.array([challenge_example_epsilon(u[:, s], r[:, s], delta) for s in range(u.shape[1])])
+
+
+def all_intervals_epsilon(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
                         chunk: int = 20_000_000) -> np.ndarray:
-    """ε of each column (forget example) of ``unlearned`` (N_u, S) versus ``retrained`` (N_r, S).
+    """ε of each column (forget example) of ``unlearned`` (N_u, S) versus ``retrained`` (N_r, S)
+    under the ``all_intervals`` family.
 
     Attacks: "unlearned iff t1 < φ ≤ t2" and its complement for every pair of
     thresholds taken at the observed values (t1 = −∞ gives the single-threshold
@@ -76,9 +145,11 @@ def epsilon_points(epsilons: np.ndarray, num_models: int, width: float = 0.5) ->
     return np.where(eps < eps_max, points, 0.0)
 
 
-def forgetting_quality(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5) -> float:
+def forgetting_quality(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
+                       attacks: AttackFamily = "challenge") -> float:
     """F: mean points of the per-example ε (N = the number of models of each kind)."""
-    eps = per_example_epsilon(unlearned, retrained, delta)
+    epsilon = challenge_epsilon if attacks == "challenge" else all_intervals_epsilon
+    eps = epsilon(unlearned, retrained, delta)
     return float(epsilon_points(eps, min(len(unlearned), len(retrained))).mean())
 
 
@@ -87,25 +158,35 @@ class ForgettingQuality(Evaluator):
     ``forgetting_quality_final`` = F·(RA/RA_gold)·(TA/TA_gold) with accuracies averaged over
     the replicas (the NeurIPS 2023 challenge score; the challenge used N = 512, δ = 1e-5).
 
-    ``num_models`` unlearned and as many retrained replicas are trained through the model
-    cache (see :mod:`erasure.evaluators.replicas`); N = 16 gives ε_max = 3, enough to tell
-    forgotten from remembered examples, and is what the challenge's organisers found the
-    smallest useful number. Needs at least 3 models (ε_max = ⌈ln(N−1)⌉ > 0).
+    ``protocol``: ``challenge`` (default, the challenge's main.py) runs the unlearner
+    ``num_models`` times from the job's own original with other unlearning seeds, so a
+    deterministic unlearner gives N identical models and scores 0; ``varied_originals``
+    applies it once to each of N originals trained with other seeds. Either way the
+    retrained replicas are N gold models with other seeds (see
+    :mod:`erasure.evaluators.replicas`). ``attacks``: ``challenge`` (default, metric.py's
+    family) or ``all_intervals`` (every interval at the observed values and its complement).
+    Both estimators have a floor below 1 (two samples of one distribution do not score 1) that
+    depends on N (the challenge's family up to about N = 16, all_intervals at every N), so
+    compare rows at equal N, against GoldModel's row. N = 16 gives ε_max = 3; at least 3
+    models are needed (ε_max = ⌈ln(N−1)⌉ > 0).
     """
 
     contract_config = {"parameters": {"num_models": 4}}
 
-    def __init__(self, num_models: PositiveInt = 16, delta: OpenFraction = 1e-5):
+    def __init__(self, num_models: PositiveInt = 16, delta: OpenFraction = 1e-5,
+                 protocol: Protocol = "challenge", attacks: AttackFamily = "challenge"):
         self.num_models = num_models
         self.delta = delta
+        self.protocol = protocol
+        self.attacks = attacks
 
     def check(self) -> None:
         if self.num_models < 3:
             raise ConfigError(f"num_models must be at least 3 (ε_max = ⌈ln(N−1)⌉ is 0 below), got {self.num_models}", "num_models")
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
-        s = replica_scores(outcome, self.num_models)
-        f = forgetting_quality(s.unlearned, s.retrained, self.delta)
+        s = replica_scores(outcome, self.num_models, self.protocol)
+        f = forgetting_quality(s.unlearned, s.retrained, self.delta, self.attacks)
         ratio = 1.0
         for p in ("retain", "test"):
             ratio *= s.unlearned_accuracy[p] / max(s.retrained_accuracy[p], 1e-12)

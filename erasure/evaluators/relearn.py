@@ -39,16 +39,18 @@ def relearn_steps(model: nn.Module, partitions: Partitions, target: float, recip
 
 class RelearnTime(Evaluator):
     """``relearn_steps``: optimizer steps of fine-tuning on D_f (the original's optimizer, loss and
-    batch size) until forget accuracy reaches (1 − ``alpha``) × the original's (``alpha`` 0: the
-    original's own); ``relearn_capped`` is 1 when ``max_steps`` ran out (``relearn_steps`` then
-    equals the cap and is a lower bound). ``relearn_steps_gold`` (and ``relearn_gold_capped``) is
-    the same for the gold model, the denominator of AIN (Chundawat et al., "Zero-shot machine
-    unlearning", IEEE TIFS 2023, use ``alpha`` 0.05). Fewer steps than gold's means residual
-    knowledge of the forget set; accuracy is checked after every step (one forward pass over D_f)."""
+    batch size) until forget accuracy reaches (1 − ``alpha``) × the original's; ``relearn_capped``
+    is 1 when ``max_steps`` ran out (``relearn_steps`` then equals the cap and is a lower bound).
+    ``relearn_steps_gold`` (and ``relearn_gold_capped``) is the same for the gold model, the
+    denominator of AIN (Chundawat et al., "Zero-shot machine unlearning", IEEE TIFS 2023, and
+    aiim-research/ERASURE use ``alpha`` 0.05, the default; 0 means the original's own accuracy).
+    Fewer steps than gold's means residual knowledge of the forget set. Accuracy is checked after
+    every step (one forward pass over D_f, eval mode) with a fresh optimizer; ERASURE counts epochs
+    instead, reading the running training accuracy and continuing the model's own optimizer."""
 
     contract_config = {"parameters": {"max_steps": 50}}
 
-    def __init__(self, max_steps: PositiveInt = 1000, alpha: Fraction = 0.0, batch_size: PositiveInt | None = None):
+    def __init__(self, max_steps: PositiveInt = 1000, alpha: Fraction = 0.05, batch_size: PositiveInt | None = None):
         self.max_steps = max_steps
         self.alpha = alpha
         self.batch_size = batch_size

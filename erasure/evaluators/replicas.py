@@ -1,20 +1,29 @@
 """Independent replicas of the unlearned and the retrained model, for per-example attacks.
 
 ForgettingQuality and ULiRA need N samples of "unlearned" and N of "retrained"
-(gold): replica i trains an original with seed s_i, repeats the job's unlearner
-on it (``outcome.unlearn_reference``) and trains a gold model with the same
-seed (``outcome.train_reference``). Every model goes through the on-disk model
-cache, and each replica's per-example scores are memoised on the outcome, so a
-second evaluator of the same job, or of another unlearner of the same seed
-(for the retrained replicas), or a rerun, pays nothing.
+(gold). Retrained replica i is a gold model trained with seed s_i
+(``outcome.train_reference``). Unlearned replica i comes from one of two protocols
+(``outcome.unlearn_reference``):
 
-Cost: N original trainings + N gold trainings (shared by every unlearner of a
-seed and across reruns) + N unlearnings (per unlearner). On the digits MLP
-(30 epochs of 1.4k samples) one training takes about 1 s on 2 CPU cores.
+* ``challenge`` (the NeurIPS 2023 challenge): the job's unlearner run on the job's
+  own original with the unlearning seed s_i, so all the randomness is the unlearner's;
+* ``varied_originals``: an original trained with seed s_i, then the job's unlearner
+  applied to it (with the context of seed s_i), as U-LiRA's shadow models do.
+
+Every model goes through the on-disk model cache, and each replica's per-example
+scores are memoised on the outcome, so a second evaluator of the same job, or of
+another unlearner of the same seed (for the retrained replicas), or a rerun, pays
+nothing.
+
+Cost: N gold trainings (shared by every unlearner of a seed and across reruns) + N
+unlearnings per unlearner, plus N original trainings (per seed, shared) for
+``varied_originals``. On the digits MLP (30 epochs of 1.4k samples) one training
+takes about 1 s on 2 CPU cores.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -23,6 +32,8 @@ from torch import Tensor
 from erasure.core.seeding import derive_seed
 from erasure.evaluators.base import Outcome
 from erasure.models.training import predict_logits
+
+Protocol = Literal["challenge", "varied_originals"]
 
 
 def logit_confidence(logits: Tensor, targets: Tensor) -> np.ndarray:
@@ -57,18 +68,19 @@ def _scores(model: torch.nn.Module, outcome: Outcome, which: str) -> tuple[np.nd
     return phi, acc
 
 
-def replica_scores(outcome: Outcome, num_models: int) -> ReplicaScores:
+def replica_scores(outcome: Outcome, num_models: int, protocol: Protocol = "varied_originals") -> ReplicaScores:
     """Scores of ``num_models`` replicas of each kind (memoised per replica)."""
     if outcome.unlearn_reference is None or outcome.train_reference is None:
         raise RuntimeError("per-example attacks need the runner's train_reference and unlearn_reference hooks")
+    original_seed = outcome.seed if protocol == "challenge" else None
     rows: dict[str, list] = {"unlearned": [], "retrained": []}
     for i in range(num_models):
         for which, memo in (("unlearned", outcome.memo), ("retrained", outcome.shared_memo)):
             seed = replica_seed(outcome.seed, which, i)
-            key = ("replica", which, seed)
+            key = ("replica", which, seed) + ((protocol,) if which == "unlearned" else ())
             if key not in memo:
                 if which == "unlearned":
-                    model = outcome.unlearn_reference(seed)
+                    model = outcome.unlearn_reference(seed, original_seed=original_seed)
                 else:
                     model = outcome.train_reference("gold", outcome.reference_partitions["retain"], seed)
                 memo[key] = _scores(model, outcome, which)

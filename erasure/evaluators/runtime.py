@@ -1,14 +1,33 @@
 """Cost of the unlearn call alone."""
 from __future__ import annotations
 
+import logging
 import math
 
+from erasure.core.timing import Timing
 from erasure.evaluators.base import Evaluator, Outcome
+
+log = logging.getLogger("erasure")
+
+
+def speedup(method: Timing, gold: Timing) -> tuple[float, str]:
+    """(gold's wall seconds / the method's, "") when both were measured comparably (same device
+    type, torch thread count and host); (NaN, the reason) otherwise."""
+    problem = method.mismatch(gold)
+    if problem:
+        return float("nan"), problem
+    return gold.wall_seconds / max(method.wall_seconds, 1e-9), ""
 
 
 class RunTime(Evaluator):
-    """Wall and CPU seconds, peak resident memory and (on CUDA) peak device memory of ``unlearn``,
-    and ``speedup_vs_gold`` = gold's training seconds / this method's seconds."""
+    """Wall and CPU seconds of ``unlearn``; ``peak_rss_mb``, its peak resident memory above the
+    level at the call's start, and (on CUDA) ``peak_cuda_mb``, its peak allocated device memory
+    above the start; and ``speedup_vs_gold`` = gold's training seconds / this method's seconds.
+
+    The speed-up is NaN, with a warning naming the difference, unless both times were measured on
+    the same device type (and GPU model), with the same number of torch threads, on the same host:
+    gold's time may come from the model cache, written by another run (``Timing.origin`` says so).
+    """
 
     def __init__(self) -> None:
         pass
@@ -18,5 +37,9 @@ class RunTime(Evaluator):
         metrics = {"wall_seconds": t.wall_seconds, "cpu_seconds": t.cpu_seconds, "peak_rss_mb": t.peak_rss_mb}
         if not math.isnan(t.peak_cuda_mb):
             metrics["peak_cuda_mb"] = t.peak_cuda_mb
-        metrics["speedup_vs_gold"] = outcome.gold_timing.wall_seconds / max(t.wall_seconds, 1e-9)
+        metrics["speedup_vs_gold"], problem = speedup(t, outcome.gold_timing)
+        if problem:
+            log.warning("speedup_vs_gold of %s (seed %d) left NaN: its time and gold's (%s) were measured "
+                        "differently (method vs gold): %s", outcome.unlearner, outcome.seed,
+                        f"origin: {outcome.gold_timing.origin or 'unknown'}", problem)
         return metrics

@@ -47,9 +47,10 @@ class ULiRA(Evaluator):
 
     For each forget example, Gaussians are fitted to φ = log p_y − log(1−p_y) of shadow
     unlearned models and shadow retrained models; held-out target models of both kinds are
-    classified by the sign of the likelihood ratio. Models are the replicas of
-    :mod:`erasure.evaluators.replicas` (shared with ForgettingQuality), split into two halves
-    for cross-fitting. Deviation from the paper: the forget set is the experiment's fixed
+    classified by the sign of the likelihood ratio. Models are the ``varied_originals`` replicas
+    of :mod:`erasure.evaluators.replicas` (the unlearner applied to originals trained with other
+    seeds, as the paper's shadow models are; the retrained replicas are shared with
+    ForgettingQuality), split into two halves for cross-fitting. Deviation from the paper: the forget set is the experiment's fixed
     one rather than random splits of candidate examples, so the test measures exactly the
     forget set that the other metrics judge. ``num_models`` models of each kind (at least 4,
     so that each half fits a standard deviation); the paper uses 16 to 32 shadow models.
@@ -65,6 +66,6 @@ class ULiRA(Evaluator):
             raise ConfigError(f"num_models must be at least 4 (two halves with two models each), got {self.num_models}", "num_models")
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
-        s = replica_scores(outcome, self.num_models)
+        s = replica_scores(outcome, self.num_models, "varied_originals")
         accuracy, auc = cross_fitted_ulira(s.unlearned, s.retrained)
         return {"ulira_accuracy": accuracy, "ulira_auc": auc}

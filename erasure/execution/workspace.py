@@ -274,26 +274,39 @@ class Workspace:
             timing=timing, seed=state.seed, unlearner=label, device=self.device,
             context=ctx, shared_memo=state.memo(request),
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
-            unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed, request),
+            unlearn_reference=lambda seed, original_seed=None: self.unlearn_cached(
+                state, label, unlearner, seed, original_seed, request),
         )
 
-    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int, request: int = 0) -> nn.Module:
-        """The same unlearner applied to an original trained with another ``seed``, through the cache
-        (deletion requests 0..``request`` in turn, as the job did).
+    def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int,
+                       original_seed: int | None = None, request: int = 0) -> nn.Module:
+        """The same unlearner run with the context of ``seed`` on the original trained with
+        ``original_seed`` (default: ``seed``), through the cache (deletion requests 0..``request``
+        in turn, as the job did).
 
-        The original and gold for ``seed`` come from :meth:`train_cached` and the context is built
-        as for a job of that seed, so per-example attacks (ForgettingQuality, ULiRA) get independent
-        samples of "unlearned". Keyed by that original's ingredients, the forget sets and the
-        unlearner's class and parameters.
+        The original comes from :meth:`train_cached` (the job's own when ``original_seed`` is the
+        state's seed), the gold that the context offers is trained with ``seed``, and the context is
+        built as for a job of ``seed``: per-example attacks (ForgettingQuality, ULiRA) get
+        independent samples of "unlearned", from varied originals or, with ``original_seed`` set to
+        the job's seed, from repeated unlearning of one original. Keyed by that original's
+        ingredients, the unlearning seed (when it differs), the forget sets and the unlearner's
+        class and parameters.
         """
         parts = state.partitions
-        original, _ = self.train_cached(state, "original", parts["train"], seed, partitions=parts.before_forget())
+        original_seed = seed if original_seed is None else original_seed
+        if original_seed == state.seed:
+            original = self.reference(state, "original")[0]
+        else:
+            original, _ = self.train_cached(state, "original", parts["train"], original_seed,
+                                            partitions=parts.before_forget())
         forget = [index_hash(state.requests[r].unlearning["forget"]) for r in range(request + 1)]
         key = content_key(
             kind="unlearned", data=state.data_key, source=self.exp.source_spec,
             split=index_hash(parts["train"]), forget=forget[0] if request == 0 else forget, model=self.exp.model_spec,
-            training=self.exp.recipe.as_dict(), seed=seed, version=__version__, unlearner=type(unlearner).__name__,
-            parameters=params_json(unlearner),
+            training=self.exp.recipe.as_dict(), seed=original_seed, version=__version__,
+            unlearner=type(unlearner).__name__, parameters=params_json(unlearner),
+            **({} if seed == original_seed else {"unlearn_seed": seed}),
+            **({} if self.exp.checkpoint is None or original_seed != state.seed else {"checkpoint": self.exp.checkpoint_sha256}),
         )
 
         def unlearn(model: nn.Module) -> Timing:
@@ -311,8 +324,8 @@ class Workspace:
                 total.cpu_seconds += timing.cpu_seconds
             return total
 
-        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn,
-                                              {"kind": "unlearned", "seed": seed, "unlearner": label})
+        model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn, {
+            "kind": "unlearned", "seed": original_seed, "unlearn_seed": seed, "unlearner": label})
         return model
 
     def evaluate(self, outcome: Outcome, evaluator: Any) -> dict[str, float]:
