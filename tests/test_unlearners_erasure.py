@@ -86,7 +86,7 @@ def flat(model):
 
 # ------------------------------------------------------------------ every parameter is honoured
 FAST = {
-    "RandomLabels": {"epochs": 1, "lr": 0.01},
+    "RandomLabels": {"epochs": 2, "lr": 0.01},
     "CFk": {"epochs": 1},
     "EUk": {"epochs": 1},
     "UNSIR": {"noise_steps": 3, "noise_batch_size": 16, "noise_repeats": 2},
@@ -97,10 +97,11 @@ FAST = {
     "SalUn": {"epochs": 1},
 }
 VARIANTS = [
-    ("RandomLabels", "epochs", 2), ("RandomLabels", "lr", 0.02), ("RandomLabels", "batch_size", 17),
-    ("RandomLabels", "optimizer", {"class": "Adam"}),
+    ("RandomLabels", "epochs", 3), ("RandomLabels", "lr", 0.02), ("RandomLabels", "batch_size", 17),
+    ("RandomLabels", "optimizer", {"class": "SGD"}), ("RandomLabels", "redraw", True),
     ("CFk", "k", 2), ("CFk", "epochs", 2), ("CFk", "lr", 0.001), ("CFk", "batch_size", 17), ("CFk", "optimizer", {"class": "Adam"}),
     ("EUk", "k", 2), ("EUk", "epochs", 2), ("EUk", "lr", 0.001), ("EUk", "batch_size", 17), ("EUk", "optimizer", {"class": "Adam"}),
+    ("EUk", "init", "architecture"),
     ("UNSIR", "noise_steps", 6), ("UNSIR", "noise_lr", 0.5), ("UNSIR", "noise_l2", 0.0), ("UNSIR", "noise_batch_size", 8),
     ("UNSIR", "noise_repeats", 3), ("UNSIR", "per_sample", True), ("UNSIR", "retain_fraction", 0.5), ("UNSIR", "lr", 1e-3),
     ("UNSIR", "impair_epochs", 2), ("UNSIR", "repair_lr", 1e-3), ("UNSIR", "repair_epochs", 0), ("UNSIR", "batch_size", 17),
@@ -114,6 +115,7 @@ VARIANTS = [
     ("SSD", "alpha", 2.0), ("SSD", "dampening", 0.1), ("SSD", "label_free", True), ("SSD", "batch_size", 16),
     ("FisherForgetting", "alpha", 1e-3), ("FisherForgetting", "max_variance", 1.0),
     ("FisherForgetting", "zero_forgotten_classes", False), ("FisherForgetting", "batch_size", 16),
+    ("FisherForgetting", "max_batch_gradients", 7),
     ("SalUn", "ratio", 0.2), ("SalUn", "epochs", 2), ("SalUn", "lr", 0.05), ("SalUn", "batch_size", 17),
     ("SalUn", "optimizer", {"class": "Adam"}),
 ]
@@ -136,8 +138,8 @@ def test_parameter_is_honoured(digits_class, cls, param, value):
         _BASE[cls] = flat(run(digits_class, cls, **FAST[cls]))
     base = _BASE[cls]
     changed = run(digits_class, cls, **{**FAST[cls], param: value})
-    if param == "batch_size" and cls == "FisherForgetting":
-        # the Fisher is a sum over samples: batching must not change it (up to float rounding)
+    if param in ("batch_size", "max_batch_gradients") and cls == "FisherForgetting":
+        # the Fisher is a sum over samples: batching and chunking must not change it (up to float rounding)
         assert torch.allclose(base, flat(changed), atol=1e-5)
         return
     assert not torch.equal(base, flat(changed))
@@ -322,7 +324,7 @@ def test_cfk_frozen_layers_bit_identical_in_mlp(digits_deep):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_euk_reinitialises_exactly_k_layers(digits_deep, k):
+def test_euk_architecture_init_reinitialises_exactly_k_layers(digits_deep, k):
     from erasure.unlearners.euk import reinitialise_last_layers
 
     world = digits_deep
@@ -332,7 +334,7 @@ def test_euk_reinitialises_exactly_k_layers(digits_deep, k):
     torch.manual_seed(5)
     fresh = dict(world[2]().named_modules())
     torch.manual_seed(5)
-    names = reinitialise_last_layers(model, ctx, k)
+    names = reinitialise_last_layers(model, ctx, k, "architecture")
     layers = ["body.1", "body.3", "head"]
     assert names == layers[-k:]
     modules = dict(model.named_modules())
