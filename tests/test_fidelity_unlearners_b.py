@@ -367,7 +367,7 @@ def golatkar_mean_var(p, fisher, alpha, num_classes, class_to_forget):
 def test_fisher_forgetting_equals_golatkars_hessian_and_get_mean_var(zero_forgotten_classes):
     parts, model = toy_cnn_world()
     alpha = 1e-4
-    ours = run("FisherForgetting", model, context(parts, None, seed=3), alpha=alpha, max_batch_gradients=7,
+    ours = run("FisherForgetting", model, context(parts, None, seed=3), alpha=alpha, gradient_memory_mb=0.01,
                zero_forgotten_classes=zero_forgotten_classes)
     theirs = copy.deepcopy(model)
     fisher = golatkar_hessian(theirs, parts.inputs("retain"), 4)
@@ -412,6 +412,9 @@ def test_fisher_chunks_bound_the_gradients_in_memory(monkeypatch):
     parts, model = toy_cnn_world()
     fisher.expected_fisher_diagonal(model, parts.batches("retain", 16), 4, 10)
     assert max(seen) == 10 and sum(seen) == 4 * parts.size("retain")
+    size = sum(p.numel() * 4 for p in model.parameters())
+    assert build({"class": "FisherForgetting", "parameters": {"gradient_memory_mb": 10.5 * size / 2**20}},
+                 "unlearner", "u").max_batch_gradients(model) == 10
 
 
 # ------------------------------------------------------------ 9. MIRegularized: the per-batch Î

@@ -115,7 +115,7 @@ VARIANTS = [
     ("SSD", "alpha", 2.0), ("SSD", "dampening", 0.1), ("SSD", "label_free", True), ("SSD", "batch_size", 16),
     ("FisherForgetting", "alpha", 1e-3), ("FisherForgetting", "max_variance", 1.0),
     ("FisherForgetting", "zero_forgotten_classes", False), ("FisherForgetting", "batch_size", 16),
-    ("FisherForgetting", "max_batch_gradients", 7),
+    ("FisherForgetting", "gradient_memory_mb", 0.01),
     ("SalUn", "ratio", 0.2), ("SalUn", "epochs", 2), ("SalUn", "lr", 0.05), ("SalUn", "batch_size", 17),
     ("SalUn", "optimizer", {"class": "Adam"}),
 ]
@@ -138,7 +138,7 @@ def test_parameter_is_honoured(digits_class, cls, param, value):
         _BASE[cls] = flat(run(digits_class, cls, **FAST[cls]))
     base = _BASE[cls]
     changed = run(digits_class, cls, **{**FAST[cls], param: value})
-    if param in ("batch_size", "max_batch_gradients") and cls == "FisherForgetting":
+    if param in ("batch_size", "gradient_memory_mb") and cls == "FisherForgetting":
         # the Fisher is a sum over samples: batching and chunking must not change it (up to float rounding)
         assert torch.allclose(base, flat(changed), atol=1e-5)
         return

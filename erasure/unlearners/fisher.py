@@ -60,8 +60,8 @@ class FisherForgetting(Unlearner):
     Forgetting.ipynb ``hessian`` and ``get_mean_var``).
 
     F is the diagonal Fisher of the model on D_r (expectation over the model's own predictive
-    distribution, per-sample gradients batched with ``torch.func``, at most
-    ``max_batch_gradients`` per-(sample, class) gradients in memory at once). Every parameter gets
+    distribution, per-sample gradients batched with ``torch.func``, as many per-(sample, class)
+    gradients at once as fit in ``gradient_memory_mb``). Every parameter gets
     θ ← θ + √v·ε, ε ~ N(0, 1), with v = ``alpha`` · min(1/(F + 1e-8), ``max_variance``), as in
     ``get_mean_var``: the head's variance is clamped at ``max_variance``/10; a weight's variance
     is averaged over its input units (dimension 1: a convolution keeps one variance per output
@@ -72,23 +72,29 @@ class FisherForgetting(Unlearner):
     first dimension is the number of classes).
 
     Defaults: ``alpha`` 1e-6 (the paper's range is 1e-6..1e-8), ``max_variance`` 1e3;
-    ``batch_size`` None uses the original recipe's; ``max_batch_gradients`` 32 (ResNet-18 on
-    32×32 inputs: about 2 GB; None holds all B·C gradients of a batch). The variance scales
-    linearly with ``alpha``.
+    ``batch_size`` None uses the original recipe's; ``gradient_memory_mb`` 1024 MiB for the
+    gradients held at once (their activations come on top: ResNet-18 on 32×32 inputs, 24 at a
+    time, peaks about 1.8 GB above the process's baseline; see docs/fidelity.md). The
+    variance scales linearly with ``alpha``.
     """
 
     def __init__(self, alpha: PositiveFloat = 1e-6, max_variance: PositiveFloat = 1e3, zero_forgotten_classes: bool = True,
-                 batch_size: PositiveInt | None = None, max_batch_gradients: PositiveInt | None = 32):
+                 batch_size: PositiveInt | None = None, gradient_memory_mb: PositiveFloat = 1024.0):
         self.alpha = alpha
         self.max_variance = max_variance
         self.zero_forgotten_classes = zero_forgotten_classes
         self.batch_size = batch_size
-        self.max_batch_gradients = max_batch_gradients
+        self.gradient_memory_mb = gradient_memory_mb
+
+    def max_batch_gradients(self, model: nn.Module) -> int:
+        """How many per-(sample, class) gradients fit in ``gradient_memory_mb`` (at least one)."""
+        size = sum(p.numel() * p.element_size() for p in model.parameters())
+        return max(1, int(self.gradient_memory_mb * 2**20 // max(size, 1)))
 
     def variances(self, model: nn.Module, ctx: UnlearningContext) -> dict[str, Tensor]:
         """Per-parameter noise variance (before the forgotten-class override)."""
         fisher = expected_fisher_diagonal(model, ctx.batches("retain", self.batch_size, shuffle=False), ctx.num_classes,
-                                          self.max_batch_gradients)
+                                          self.max_batch_gradients(model))
         head_name, head = last_layers(model, ctx, 1)[0]
         head_params = {f"{head_name}.{n}" if head_name else n for n, _ in head.named_parameters()}
         out = {}
