@@ -115,7 +115,7 @@ VARIANTS = [
     ("SSD", "alpha", 2.0), ("SSD", "dampening", 0.1), ("SSD", "label_free", True), ("SSD", "batch_size", 16),
     ("FisherForgetting", "alpha", 1e-3), ("FisherForgetting", "max_variance", 1.0),
     ("FisherForgetting", "zero_forgotten_classes", False), ("FisherForgetting", "batch_size", 16),
-    ("FisherForgetting", "gradient_memory_mb", 0.01),
+    ("FisherForgetting", "gradient_memory_mb", 0.5),  # ~50 of the 640 gradients of a batch at once
     ("SalUn", "ratio", 0.2), ("SalUn", "epochs", 2), ("SalUn", "lr", 0.05), ("SalUn", "batch_size", 17),
     ("SalUn", "optimizer", {"class": "Adam"}),
 ]
