@@ -60,7 +60,7 @@ def parametrized_layers(model: nn.Module, example: Any) -> list[tuple[str, nn.Mo
 
 #: Normalisation layers: they belong to the computation layer before them (see :func:`layer_groups`).
 NORMALISATIONS: tuple[type[nn.Module], ...] = (
-    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
     *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
 )
 

@@ -19,8 +19,8 @@ class CFk(Unlearner):
     batch-norm statistics stay bit-identical too (the reference updates them).
     Defaults: k 1 (the reference's scripts use k 1, 3, 5, 7); training as :class:`FineTuning`
     (SSD's fine-tuning baseline: 5 epochs, SGD with momentum 0.9 and weight decay 5e-4 at
-    lr 0.02; the reference trains 30 epochs of SGD, weight decay 5e-5, under a cosine
-    schedule); ``batch_size`` None uses the original recipe's.
+    lr 0.02; the reference trains 62 epochs of SGD, weight decay 5e-5, under cosine annealing
+    with warm restarts); ``batch_size`` None uses the original recipe's.
     """
 
     def __init__(self, k: PositiveInt = 1, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02,

@@ -50,8 +50,8 @@ class EUk(CFk):
     ``"kaiming"`` (default, the reference's ``_reinit``: Kaiming-normal weights, zero biases,
     normalisations kept) or ``"architecture"`` (the model's own initialisation, normalisations
     reset too); see :func:`reinitialise_last_layers`. Training as :class:`CFk` (defaults: k 1,
-    the reference's scripts use k 1, 3, 5, 7; 5 epochs, SGD with momentum 0.9 and weight decay 5e-4 at lr 0.02;
-    ``batch_size`` None uses the original recipe's).
+    the reference's scripts use k 1, 3, 5, 7; 5 epochs, SGD with momentum 0.9 and weight
+    decay 5e-4 at lr 0.02; ``batch_size`` None uses the original recipe's).
     """
 
     def __init__(self, k: PositiveInt = 1, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02,

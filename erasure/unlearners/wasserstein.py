@@ -75,8 +75,8 @@ def exact_barycenter_transform(x: np.ndarray, z: np.ndarray, train: np.ndarray, 
     ``ot.da.EMDTransport`` (``transform``, and ``inverse_transform`` for the mirror):
     training rows use the plan itself; other (test) rows take the image of their
     nearest training row of the same group plus their offset from it (EMDTransport's
-    out-of-sample rule). Every plan is solved to
-    optimality (:func:`exact_transport`) or this raises.
+    out-of-sample rule). Every plan is solved to optimality (:func:`exact_transport`) or
+    this raises.
     """
     train = np.asarray(train)
     x_train, z_train = x[train], z[train]
@@ -89,7 +89,8 @@ def exact_barycenter_transform(x: np.ndarray, z: np.ndarray, train: np.ndarray, 
     if len(groups) == 2:  # one plan; group 1 is carried back along its transpose
         g0, g1 = int(groups[0]), int(groups[1])
         transport = exact_transport(sources[g0], sources[g1], max_iterations)
-        images = {g0: lambda points: transport.transform(Xs=points), g1: lambda points: transport.inverse_transform(Xt=points)}
+        images = {g0: lambda points: transport.transform(Xs=points),
+                  g1: lambda points: transport.inverse_transform(Xt=points)}
         keep = {int(g): float(w) for g, w in zip(groups, weights)}  # McCann: x̂ = λ_z·x + (1 − λ_z)·T(x)
     else:
         size = min(max(len(s) for s in sources.values()), MAX_SUPPORT)
