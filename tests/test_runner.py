@@ -183,7 +183,7 @@ def test_resolved_config_rebuilds_the_same_experiment(tmp_path):
 def test_list_and_validate(tmp_path, capsys):
     assert main(["--list", "unlearners"]) == 0
     listing = capsys.readouterr().out
-    assert "NegGrad(epochs=5, lr=0.0001" in listing and "GoldModel()" in listing
+    assert "NegGrad(epochs=5, lr=0.001" in listing and "GoldModel()" in listing
     assert main([str(ROOT / "configs/proof_of_concept.jsonc"), "--validate", "--set", f"output.dir={tmp_path}/v"]) == 0
     assert "OK" in capsys.readouterr().out
     assert not (tmp_path / "v").exists(), "--validate runs nothing"

@@ -86,7 +86,7 @@ def flat(model):
 
 # ------------------------------------------------------------------ every parameter is honoured
 FAST = {
-    "RandomLabels": {"epochs": 1, "lr": 0.01},
+    "RandomLabels": {"epochs": 2, "lr": 0.01},
     "CFk": {"epochs": 1},
     "EUk": {"epochs": 1},
     "UNSIR": {"noise_steps": 3, "noise_batch_size": 16, "noise_repeats": 2},
@@ -97,10 +97,11 @@ FAST = {
     "SalUn": {"epochs": 1},
 }
 VARIANTS = [
-    ("RandomLabels", "epochs", 2), ("RandomLabels", "lr", 0.02), ("RandomLabels", "batch_size", 17),
-    ("RandomLabels", "optimizer", {"class": "Adam"}),
+    ("RandomLabels", "epochs", 3), ("RandomLabels", "lr", 0.02), ("RandomLabels", "batch_size", 17),
+    ("RandomLabels", "optimizer", {"class": "SGD"}), ("RandomLabels", "redraw", True),
     ("CFk", "k", 2), ("CFk", "epochs", 2), ("CFk", "lr", 0.001), ("CFk", "batch_size", 17), ("CFk", "optimizer", {"class": "Adam"}),
     ("EUk", "k", 2), ("EUk", "epochs", 2), ("EUk", "lr", 0.001), ("EUk", "batch_size", 17), ("EUk", "optimizer", {"class": "Adam"}),
+    ("EUk", "init", "architecture"),
     ("UNSIR", "noise_steps", 6), ("UNSIR", "noise_lr", 0.5), ("UNSIR", "noise_l2", 0.0), ("UNSIR", "noise_batch_size", 8),
     ("UNSIR", "noise_repeats", 3), ("UNSIR", "per_sample", True), ("UNSIR", "retain_fraction", 0.5), ("UNSIR", "lr", 1e-3),
     ("UNSIR", "impair_epochs", 2), ("UNSIR", "repair_lr", 1e-3), ("UNSIR", "repair_epochs", 0), ("UNSIR", "batch_size", 17),
@@ -115,12 +116,14 @@ VARIANTS = [
     ("SSD", "importance", "class_sorted_batches"),
     ("FisherForgetting", "alpha", 1e-3), ("FisherForgetting", "max_variance", 1.0),
     ("FisherForgetting", "zero_forgotten_classes", False), ("FisherForgetting", "batch_size", 16),
+    ("FisherForgetting", "gradient_memory_mb", 0.5),  # ~50 of the 640 gradients of a batch at once
     ("SalUn", "ratio", 0.2), ("SalUn", "epochs", 2), ("SalUn", "lr", 0.05), ("SalUn", "batch_size", 17),
     ("SalUn", "optimizer", {"class": "Adam"}), ("SalUn", "pass_order", "mixed"),
 ]
 # settings that must NOT change the result here: sums over samples (up to float rounding), and
 # train vs eval mode on an MLP without dropout or batch-norm
-UNCHANGED = {("FisherForgetting", "batch_size"), ("SSD", "batch_size"), ("UNSIR", "noise_train_mode")}
+UNCHANGED = {("FisherForgetting", "batch_size"), ("FisherForgetting", "gradient_memory_mb"), ("SSD", "batch_size"),
+             ("UNSIR", "noise_train_mode")}
 
 
 def test_every_parameter_has_a_variant():
@@ -286,7 +289,7 @@ def test_cfk_frozen_layers_bit_identical_in_mlp(digits_deep):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_euk_reinitialises_exactly_k_layers(digits_deep, k):
+def test_euk_architecture_init_reinitialises_exactly_k_layers(digits_deep, k):
     from erasure.unlearners.euk import reinitialise_last_layers
 
     world = digits_deep
@@ -296,7 +299,7 @@ def test_euk_reinitialises_exactly_k_layers(digits_deep, k):
     torch.manual_seed(5)
     fresh = dict(world[2]().named_modules())
     torch.manual_seed(5)
-    names = reinitialise_last_layers(model, ctx, k)
+    names = reinitialise_last_layers(model, ctx, k, "architecture")
     layers = ["body.1", "body.3", "head"]
     assert names == layers[-k:]
     modules = dict(model.named_modules())

@@ -2,8 +2,9 @@
 
 Models receive ``input_shape`` and ``num_classes`` from the data, so a config
 names only their own hyper-parameters. Any ``nn.Module`` may be used as a model;
-:func:`parametrized_layers` finds the layers that hold parameters in the order
-the forward pass calls them (what CFk/EUk mean by "the last k layers").
+:func:`parametrized_layers` finds the modules that hold parameters in the order
+the forward pass calls them, and :func:`layer_groups` joins each normalisation to
+the computation layer before it (what CFk/EUk mean by "the last k layers").
 """
 from __future__ import annotations
 
@@ -55,3 +56,34 @@ def parametrized_layers(model: nn.Module, example: Any) -> list[tuple[str, nn.Mo
             seen.append(m)
     seen += [m for m in owners if m not in seen]
     return [(owners[m], m) for m in seen]
+
+
+#: Normalisation layers: they belong to the computation layer before them (see :func:`layer_groups`).
+NORMALISATIONS: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+
+
+def layer_groups(model: nn.Module, example: Any) -> list[list[tuple[str, nn.Module]]]:
+    """The model's layers in forward order, each a computation layer with its normalisations.
+
+    A layer is a module with its own parameters (:func:`parametrized_layers`). A
+    normalisation (batch, layer, group, instance or RMS norm) joins the group of the
+    nearest computation layer before it in forward order, so on a ResNet the last
+    convolution and its batch norm are one layer, as in Goel et al.'s reference code
+    (``getRetrainLayers`` / ``resetFinalResnet`` of shash42/Evaluating-Inexact-Unlearning,
+    src/methods.py). Normalisations that come before any computation layer join the first group.
+    """
+    groups: list[list[tuple[str, nn.Module]]] = []
+    leading: list[tuple[str, nn.Module]] = []
+    for name, module in parametrized_layers(model, example):
+        if isinstance(module, NORMALISATIONS):
+            (groups[-1] if groups else leading).append((name, module))
+        else:
+            groups.append([(name, module)])
+    if leading:
+        if not groups:
+            return [leading]
+        groups[0] = leading + groups[0]
+    return groups

@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from erasure.data.partitions import Partitions
-from erasure.models.base import parametrized_layers
+from erasure.models.base import layer_groups
 from erasure.unlearners.base import UnlearningContext
 
 
@@ -32,9 +32,10 @@ def example_batch(ctx: UnlearningContext, size: int = 2) -> Any:
 
 
 def last_layers(model: nn.Module, ctx: UnlearningContext, k: int) -> list[tuple[str, nn.Module]]:
-    """The last ``k`` parametrised layers in the order the forward pass calls them."""
-    layers = parametrized_layers(model, example_batch(ctx))
-    return layers[-k:]
+    """The modules of the last ``k`` layers in forward order, a layer being a computation layer with
+    its normalisations (:func:`erasure.models.base.layer_groups`): on a ResNet, k=2 is the head
+    and the last convolution with its batch norm."""
+    return [pair for group in layer_groups(model, example_batch(ctx))[-k:] for pair in group]
 
 
 def freeze_all_but(model: nn.Module, trainable: list[nn.Module]) -> list[nn.Parameter]:

@@ -2,14 +2,18 @@
 from torch import nn
 
 from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+
+#: SSD's fine-tuning baseline (if-loops/selective-synaptic-dampening, src/utils.py ``fit_one_cycle``).
+FINETUNE_SGD = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 
 
 class FineTuning(Unlearner):
     """Fine-tune on D_r (Golatkar et al. 2020 baseline).
 
-    Defaults: 5 epochs, SGD (momentum 0.9) at lr 0.02, as in the SSD repository's
-    baseline; ``batch_size`` None uses the original recipe's.
+    Defaults are the SSD repository's ``finetune`` baseline (if-loops/selective-synaptic-dampening,
+    src/forget_*_strategies.py → src/utils.py ``fit_one_cycle``): 5 epochs, SGD with momentum 0.9
+    and weight decay 5e-4 at lr 0.02, no schedule. ``batch_size`` None uses the original recipe's.
     """
 
     def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02, batch_size: PositiveInt | None = None,
@@ -20,7 +24,7 @@ class FineTuning(Unlearner):
         self.optimizer = optimizer
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
-        optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)
+        optimizer = build_optimizer(self.optimizer, FINETUNE_SGD, model.parameters(), self.lr)
         model.train()
         for _ in range(self.epochs):
             for x, y in ctx.batches("retain", self.batch_size):

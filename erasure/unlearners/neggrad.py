@@ -2,17 +2,21 @@
 from torch import nn
 
 from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import SGD_MOMENTUM, Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+
+ADAM = {"class": "Adam"}
 
 
 class NegGrad(Unlearner):
     """Minimise −CE on D_f (Golatkar et al. 2020 baseline).
 
-    Defaults: 5 epochs, SGD (momentum 0.9) at lr 1e-4. Very sensitive to the
-    learning rate: too high destroys the model, too low does nothing.
+    Defaults are ERASURE's NegGrad (aiim-research/ERASURE, erasure/unlearners/NegGrad.py, after
+    ndb796/MachineUnlearning): 5 epochs, Adam with torch's default settings, so lr 1e-3;
+    ``batch_size`` None uses the original recipe's. Very sensitive to the learning rate:
+    too high destroys the model, too low does nothing.
     """
 
-    def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 1e-4, batch_size: PositiveInt | None = None,
+    def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 1e-3, batch_size: PositiveInt | None = None,
                  optimizer: MethodOptimizerSpec | None = None):
         self.epochs = epochs
         self.lr = lr
@@ -20,7 +24,7 @@ class NegGrad(Unlearner):
         self.optimizer = optimizer
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
-        optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)
+        optimizer = build_optimizer(self.optimizer, ADAM, model.parameters(), self.lr)
         model.train()
         for _ in range(self.epochs):
             for x, y in ctx.batches("forget", self.batch_size):
