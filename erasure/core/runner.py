@@ -33,7 +33,7 @@ from erasure.core.timing import Timing, measure
 from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions, make_partitions
 from erasure.evaluators.base import Outcome
-from erasure.results.summary import format_wide, summarize, write_summary
+from erasure.results.directory import summarize_run
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 from erasure.models.training import TrainingRecipe, train_model
 from erasure.unlearners.base import UnlearningContext
@@ -329,11 +329,8 @@ class Runner:
         current = {job_key({"seed": s.seed, "unlearner": e.label, "parameters": self.params_json(e.unlearner)})
                    for s in states for e in exp.unlearners}
         rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash and job_key(r) in current]
-        records = summarize(rows)
-        write_summary(records, exp.output_dir / "summary.csv")
-        self.out(format_wide(records))
-        self.out(f"\n95% intervals and paired differences to GoldModel: {exp.output_dir / 'summary.csv'}"
-                 f" (python -m erasure.summarize {csv_writer.path})")
+        records, table = summarize_run(rows, exp.output_dir, info.config, exp.evaluators)
+        self.out(table)
         self.out(f"\nResults: {csv_writer.path}  ({written} rows written, {errors} errors)")
         for r in rows:
             if r["status"] == "error" and r["run_id"] == self.run_id:

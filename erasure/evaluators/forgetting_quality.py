@@ -22,6 +22,7 @@ from erasure.core.errors import ConfigError
 from erasure.core.params import OpenFraction, PositiveInt
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.replicas import replica_scores
+from erasure.results.targets import as_gold
 
 
 def attack_epsilon(fpr: np.ndarray, fnr: np.ndarray, delta: float) -> np.ndarray:
@@ -92,6 +93,8 @@ class ForgettingQuality(Evaluator):
     forgotten from remembered examples, and is what the challenge's organisers found the
     smallest useful number. Needs at least 3 models (ε_max = ⌈ln(N−1)⌉ > 0).
     """
+
+    metric_targets = {"forgetting_quality": as_gold(), "forgetting_quality_final": as_gold(0, None)}
 
     contract_config = {"parameters": {"num_models": 4}}
 

@@ -11,6 +11,7 @@ from erasure.core.params import Fraction, PositiveInt
 from erasure.data.partitions import Partitions
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.models.training import TrainingRecipe, accuracy
+from erasure.results.targets import as_gold, informational
 
 
 def relearn_steps(model: nn.Module, partitions: Partitions, target: float, recipe: TrainingRecipe,
@@ -45,6 +46,9 @@ class RelearnTime(Evaluator):
     the same for the gold model, the denominator of AIN (Chundawat et al., "Zero-shot machine
     unlearning", IEEE TIFS 2023, use ``alpha`` 0.05). Fewer steps than gold's means residual
     knowledge of the forget set; accuracy is checked after every step (one forward pass over D_f)."""
+
+    metric_targets = {"relearn_steps": as_gold(0, None), "relearn_capped": informational(),
+                      "relearn_steps_gold": informational(), "relearn_gold_capped": informational()}
 
     contract_config = {"parameters": {"max_steps": 50}}
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 import math
 
 from erasure.evaluators.base import Evaluator, Outcome
+from erasure.results.targets import informational
 
 
 class RunTime(Evaluator):
     """Wall and CPU seconds, peak resident memory and (on CUDA) peak device memory of ``unlearn``,
     and ``speedup_vs_gold`` = gold's training seconds / this method's seconds."""
+
+    metric_targets = {"wall_seconds": informational("lower"), "cpu_seconds": informational("lower"),
+                      "peak_rss_mb": informational("lower"), "peak_cuda_mb": informational("lower"),
+                      "speedup_vs_gold": informational("higher")}
 
     def __init__(self) -> None:
         pass

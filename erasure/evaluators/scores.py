@@ -11,6 +11,7 @@ from erasure.core.params import Fraction, PositiveInt
 from erasure.evaluators.accuracy import top1_accuracy
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.umia import loss_attack_accuracy
+from erasure.results.targets import as_gold, ideal
 
 ScoreName = Literal["aus", "nomus", "ain", "avg_gap"]
 GAP_METRICS = ("accuracy_forget", "accuracy_retain", "accuracy_test", "umia_accuracy")
@@ -63,6 +64,8 @@ class Scores(Evaluator):
     ``requires`` lists exactly what the chosen scores read, so the runner runs those evaluators
     first and reports the missing ones by name.
     """
+
+    metric_targets = {"aus": as_gold(0, 2), "nomus": as_gold(), "ain": ideal(1, 0, None), "avg_gap": ideal(0)}
 
     def __init__(self, scores: list[ScoreName] | None = None, nomus_weight: Fraction = 0.5, umia_splits: PositiveInt = 10):
         self.scores = scores

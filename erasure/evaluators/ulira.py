@@ -8,6 +8,7 @@ from erasure.core.errors import ConfigError
 from erasure.core.params import PositiveInt
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.replicas import replica_scores
+from erasure.results.targets import as_gold
 
 
 def gaussian_log_ratio(x: np.ndarray, shadow_u: np.ndarray, shadow_r: np.ndarray, min_std: float = 1e-3) -> np.ndarray:
@@ -54,6 +55,8 @@ class ULiRA(Evaluator):
     forget set that the other metrics judge. ``num_models`` models of each kind (at least 4,
     so that each half fits a standard deviation); the paper uses 16 to 32 shadow models.
     """
+
+    metric_targets = {"ulira_accuracy": as_gold(), "ulira_auc": as_gold()}
 
     contract_config = {"parameters": {"num_models": 4}}
 
