@@ -86,10 +86,12 @@ def test_no_targets_still_prints_every_metric_unranked():
     assert lines[4].split() == ["-", "B", "3"]
 
 
-@pytest.mark.parametrize("value,expected", [(0.0, "0.000"), (-0.0001, "0.000"), (0.98765, "0.988"), (1.0, "1.000")])
-def test_bounded_metrics_use_three_decimals(value, expected):
-    from erasure.results.summary import fmt
+@pytest.mark.parametrize("value,expected", [(0.0, "0.000"), (-0.0, "0.000"), (0.98765, "0.988"), (1.0, "1.000"),
+                                            (7.2e-05, "7.2e-05")])
+def test_bounded_metrics_use_three_decimals_unless_that_shows_zero(value, expected):
+    from erasure.results.summary import fmt, fmt_interval
 
     assert fmt(value, as_gold()) == expected
     assert fmt(1.05e-05, informational("lower")) == "1.05e-05"
     assert fmt(math.nan) == "-"
+    assert fmt_interval(0.98551, 0.98649, as_gold(), 2) == "[0.98, 0.99]", "bounds rounded outwards hold the mean"

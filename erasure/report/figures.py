@@ -17,8 +17,8 @@ from erasure.report.data import RunSummary
 from erasure.results.summary import GOLD_GAP, ROLE_GOLD, ROLE_IDENTITY
 from erasure.results.targets import lookup
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#393b79", "#ad494a", "#637939", "#8c6d31", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1"]
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+SYMBOLS = ("circle", "diamond", "square", "triangle-up")  # methods 11-20 get the second shape, and so on
 GOLD_COLOR, IDENTITY_COLOR = "#b8860b", "#555555"
 # the membership attack drawn against test accuracy: the first of these that the results have
 PRIVACY_METRICS = ("umia_accuracy", "entropy_mia_member_rate", "mia_efficacy", "ulira_auc", "ulira_accuracy")
@@ -51,6 +51,7 @@ class Trace:
     band: tuple[list[float], list[float]] | None = None
     dash: bool = False
     legend: bool = True
+    symbol: str = "circle"  # for a method's points: one of SYMBOLS
     text: list[str] | None = None  # hover text per point
     group: str | None = None  # legend group (toggled together); default: the name
 
@@ -77,17 +78,18 @@ class Figure:
     columns: int = 2
 
 
-def colors(labels: Sequence[str], run: RunSummary) -> dict[str, str]:
-    """One colour per unlearner label (the references get their own), stable across figures."""
+def styles(labels: Sequence[str], run: RunSummary) -> dict[str, tuple[str, str]]:
+    """(colour, symbol) per unlearner label, stable across figures: the references get their own
+    colours, methods cycle through ten colours and then through the next marker shape."""
     out, i = {}, 0
     for label in labels:
         role = run.role(label)
         if role == ROLE_GOLD:
-            out[label] = GOLD_COLOR
+            out[label] = (GOLD_COLOR, "star")
         elif role == ROLE_IDENTITY:
-            out[label] = IDENTITY_COLOR
+            out[label] = (IDENTITY_COLOR, "x")
         else:
-            out[label] = PALETTE[i % len(PALETTE)]
+            out[label] = (PALETTE[i % len(PALETTE)], SYMBOLS[(i // len(PALETTE)) % len(SYMBOLS)])
             i += 1
     return out
 
@@ -105,7 +107,7 @@ def scatter_panel(run: RunSummary, x_metric: str, y_metric: str, title: str, x_l
     labels = [u for u in run.unlearners if u in xs and u in ys]
     if not labels:
         return None
-    palette = colors(run.unlearners, run)
+    style = styles(run.unlearners, run)
     panel = Panel(title, metric_label(x_metric), metric_label(y_metric), x_log=x_log)
     for label in labels:
         seeds = [s for s in xs[label] if s in ys[label]]
@@ -114,11 +116,12 @@ def scatter_panel(run: RunSummary, x_metric: str, y_metric: str, title: str, x_l
         role = _role(run, label)
         x_seed = [xs[label][s] for s in seeds]
         y_seed = [ys[label][s] for s in seeds]
-        panel.traces.append(Trace(f"{label} (seeds)", x_seed, y_seed, role=role, color=palette[label], size=6,
+        color, symbol = style[label]  # the references: star (gold) and x (no unlearning)
+        panel.traces.append(Trace(f"{label} (seeds)", x_seed, y_seed, role=role, color=color, symbol=symbol, size=6,
                                   opacity=0.35, legend=False, text=[f"{label}, seed {s[1]}" for s in seeds], group=label))
         rx, ry = run.record(label, x_metric), run.record(label, y_metric)
         panel.traces.append(Trace(
-            label, [rx["mean"]], [ry["mean"]], role=role, color=palette[label], size=13 if role != "method" else 10,
+            label, [rx["mean"]], [ry["mean"]], role=role, color=color, symbol=symbol, size=13 if role != "method" else 10,
             legend=legend,
             x_error=([rx["ci95_low"]], [rx["ci95_high"]]) if not math.isnan(rx["ci95_low"]) else None,
             y_error=([ry["ci95_low"]], [ry["ci95_high"]]) if not math.isnan(ry["ci95_low"]) else None,
@@ -161,13 +164,12 @@ def cost_vs_quality(run: RunSummary) -> Figure | None:
     panel = scatter_panel(run, "wall_seconds", GOLD_GAP, "cost vs quality", x_log=True)
     if panel is None:
         return None
-    for trace in panel.traces:  # a log axis cannot show 0 s: draw at the smallest positive time instead
+    for trace in panel.traces:  # a log axis cannot show 0 s, nor an interval reaching below 0: the seeds show the spread
         trace.x = [max(v, 1e-6) for v in trace.x]
-        if trace.x_error:
-            trace.x_error = tuple([max(v, 1e-6) for v in side] for side in trace.x_error)  # type: ignore[assignment]
+        trace.x_error = None
     return Figure("cost_vs_quality", "Cost against quality",
-                  f"Wall-clock seconds of the unlearn call (log axis) against the gold gap (0 = {run.reference}); "
-                  "lower left is better.", [panel], columns=1)
+                  f"Wall-clock seconds of the unlearn call (log axis; faint points are single seeds) against the gold "
+                  f"gap with its 95% interval (0 = {run.reference}); lower left is better.", [panel], columns=1)
 
 
 def trajectories(run: RunSummary) -> Figure | None:
@@ -177,7 +179,7 @@ def trajectories(run: RunSummary) -> Figure | None:
     table = run.trajectories()
     if not table:
         return None
-    palette = colors(run.unlearners, run)
+    style = styles(run.unlearners, run)
     metrics = [m for m in TRAJECTORY_ORDER if any(m in t for t in table.values())]
     metrics += sorted({m for t in table.values() for m in t} - set(metrics))
     panels = []
@@ -189,7 +191,7 @@ def trajectories(run: RunSummary) -> Figure | None:
             if metric not in by_metric:
                 continue
             steps, mean, std, _ = step_stats(by_metric[metric])
-            panel.traces.append(Trace(label, steps, mean, kind="line", color=palette[label],
+            panel.traces.append(Trace(label, steps, mean, kind="line", color=style[label][0],
                                       band=(list(mean - std), list(mean + std)), legend=metric == metrics[0]))
         gold = run.seed_values(metric).get(run.reference)
         if gold:
@@ -199,7 +201,8 @@ def trajectories(run: RunSummary) -> Figure | None:
     counts = Panel("trials per epoch", "epoch", "trials", x_integer=True, y_integer=True)
     for label, by_metric in table.items():
         steps, _, _, n = step_stats(next(iter(by_metric.values())))
-        counts.traces.append(Trace(label, steps, [float(v) for v in n], kind="line", color=palette[label], legend=False))
+        counts.traces.append(Trace(label, steps, [float(v) for v in n], kind="line", color=style[label][0], legend=False))
+    counts.y_range = (0.0, max(max(t.y) for t in counts.traces) + 0.5)
     panels.append(counts)
     return Figure("trajectories", "Per-epoch trajectories",
                   "Mean ± std over the trials (seeds) that reached each epoch; the dashed line is the final value of "
@@ -220,7 +223,7 @@ def distributions(run: RunSummary) -> list[Figure]:
     by_name: dict[str, dict[str, list[np.ndarray]]] = defaultdict(lambda: defaultdict(list))
     for artifact in run.artifacts:
         by_name[artifact.name][artifact.unlearner].append(np.asarray(artifact.load(), float).ravel())
-    palette = colors(run.unlearners, run)
+    style = styles(run.unlearners, run)
     figures = []
     for name, groups in by_name.items():
         order = [u for u in run.unlearners if u in groups] + [u for u in groups if u not in run.unlearners]
@@ -232,7 +235,7 @@ def distributions(run: RunSummary) -> list[Figure]:
             if len(finite) < len(values):
                 notes.append(f"{label}: {len(values) - len(finite)} of {len(values)} infinite")
             panel.traces.append(Trace(label, [label] * len(finite), list(map(float, finite)), kind="distribution",
-                                      role=_role(run, label), color=palette.get(label, PALETTE[0]), legend=False))
+                                      role=_role(run, label), color=style.get(label, (PALETTE[0], ""))[0], legend=False))
         caption = (f"Per-example {name} of each unlearner, pooled over {len({a.seed for a in run.artifacts})} seed(s); "
                    f"compare each distribution with {run.reference}'s.")
         if notes:

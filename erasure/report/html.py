@@ -18,8 +18,8 @@ from erasure.report import tables as T
 from erasure.report.data import RunSummary
 from erasure.results.summary import FLAGGED, GOLD_GAP, SEPARATES, fmt, fmt_diff, fmt_interval
 
-SYMBOLS = {"gold": "star", "identity": "x", "method": "circle"}
 PANEL_HEIGHT = 380
+LEGEND_ENTRY = 28  # pixels per legend entry: the figure grows so that its legend never scrolls
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;padding:0 24px 48px;color:#222;line-height:1.45}
@@ -102,7 +102,7 @@ def _plotly_traces(trace: F.Trace, panel: F.Panel) -> list[Any]:
                         arrayminus=_json_list(lo.clip(min=0)), color=trace.color, thickness=1.2, width=3)
 
         return [go.Scatter(x=trace.x, y=_json_list(trace.y), mode="markers", opacity=trace.opacity,
-                           marker=dict(symbol=SYMBOLS[trace.role], color=trace.color,
+                           marker=dict(symbol=trace.symbol, color=trace.color,
                                        size=trace.size * (1.6 if trace.role == "gold" else 1),
                                        line=dict(width=0.5, color="white")),
                            error_x=error(trace.x, trace.x_error), error_y=error(trace.y, trace.y_error),
@@ -138,7 +138,8 @@ def plotly_figure(figure: F.Figure) -> Any:
     n = len(figure.panels)
     cols = max(1, min(figure.columns, n))
     rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.title for p in figure.panels],
+    titles = [p.title for p in figure.panels] if n > 1 else None  # one panel: the section heading names it
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
                         horizontal_spacing=0.12 if cols > 1 else 0.02, vertical_spacing=0.22 / rows if rows > 1 else 0.1)
     for i, panel in enumerate(figure.panels):
         r, c = i // cols + 1, i % cols + 1
@@ -149,7 +150,10 @@ def plotly_figure(figure: F.Figure) -> Any:
                          dtick=_integer_step(panel, "x"))
         fig.update_yaxes(title_text=panel.y_label, range=list(panel.y_range) if panel.y_range else None, row=r, col=c,
                          dtick=_integer_step(panel, "y"))
-    fig.update_layout(height=PANEL_HEIGHT * rows + 40, template="plotly_white", margin=dict(l=60, r=20, t=40, b=60),
+    entries = len({t.name for p in figure.panels for t in p.traces if t.legend})
+    fig.update_yaxes(exponentformat="power")
+    fig.update_layout(height=max(PANEL_HEIGHT * rows + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
+                      margin=dict(l=60, r=20, t=40, b=60),
                       legend=dict(x=1.02, y=1, xanchor="left", yanchor="top", font=dict(size=11)),
                       violinmode="group", font=dict(size=12))
     return fig

@@ -10,7 +10,7 @@ import numpy as np
 
 from erasure.report.figures import Figure, Panel, Trace
 
-MARKERS = {"gold": "*", "identity": "X", "method": "o"}
+MARKERS = {"star": "*", "x": "X", "circle": "o", "diamond": "D", "square": "s", "triangle-up": "^"}
 
 
 def _categories(panel: Panel) -> list[str]:
@@ -38,7 +38,7 @@ def draw_panel(ax: Any, panel: Panel) -> None:
         x = [position[v] + 0.12 * (series.index(t) - (len(series) - 1) / 2) for v in t.x] if categories and t in series else t.x
         if t.kind == "points":
             ax.scatter(x, t.y, s=(t.size * (1.8 if t.role == "gold" else 1)) ** 2 * 0.6, c=t.color, alpha=t.opacity,
-                       marker=MARKERS[t.role], label=label, zorder=3, edgecolors="white" if t.opacity == 1 else "none",
+                       marker=MARKERS.get(t.symbol, "o"), label=label, zorder=3, edgecolors="white" if t.opacity == 1 else "none",
                        linewidths=0.5)
             if t.x_error is not None or t.y_error is not None:
                 ax.errorbar(x, t.y, xerr=_errors(t.x, t.x_error), yerr=_errors(t.y, t.y_error), fmt="none",
@@ -92,6 +92,8 @@ def draw(figure: Figure) -> Any:
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
     for ax, panel in zip(axes.flat, figure.panels):
         draw_panel(ax, panel)
+        if n == 1:
+            ax.set_title("")  # the figure's title names it
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles: dict[str, Any] = {}

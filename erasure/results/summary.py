@@ -218,20 +218,31 @@ def _bounded(target: Target | None) -> bool:
     return target is not None and math.isfinite(target.width) and max(abs(target.low), abs(target.high)) <= 10
 
 
-def fmt(value: Any, target: Target | None = None, digits: int = 3) -> str:
+def fmt(value: Any, target: Target | None = None, digits: int = 3, rounding: str = "nearest") -> str:
     """One number: fixed ``digits`` decimals for a metric with a small finite range (0.000 to 1.000),
-    ``digits`` significant digits otherwise; "-" for a missing value."""
+    ``digits`` significant digits otherwise or where fixed decimals would show a non-zero value as
+    0 (a mutual information of 7e-05 nats); "-" for a missing value. ``rounding`` "down" or "up"
+    rounds fixed decimals outwards (for interval bounds, so the shown interval holds the mean)."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return "-"
     value = float(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    text = f"{value:.{digits}f}" if _bounded(target) else f"{value:.{digits}g}"
+    if _bounded(target) and (value == 0 or abs(value) >= 0.5 * 10 ** -digits):
+        if rounding != "nearest":
+            scale = 10 ** digits
+            value = (math.floor if rounding == "down" else math.ceil)(round(value * scale, 6)) / scale
+        text = f"{value:.{digits}f}"
+    else:
+        text = f"{value:.{digits}g}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
 def fmt_interval(low: float, high: float, target: Target | None = None, digits: int = 3) -> str:
-    return "" if math.isnan(low) else f"[{fmt(low, target, digits)}, {fmt(high, target, digits)}]"
+    """``[low, high]``, fixed decimals rounded outwards."""
+    if math.isnan(low):
+        return ""
+    return f"[{fmt(low, target, digits, 'down')}, {fmt(high, target, digits, 'up')}]"
 
 
 def fmt_diff(value: float, target: Target | None = None, digits: int = 3) -> str:
@@ -342,6 +353,12 @@ def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | N
     if any(m == GOLD_GAP for _, m in cells):
         gold_metrics = [m for m in metrics if (t := lookup(m, targets)) is not None and t.kind == "gold"]
         notes.append(f"Rank by gold gap: mean |m − m_{reference}| / range over {', '.join(gold_metrics)} (0 = as {reference}).")
+    identity_gap = next((r["mean"] for r in records if r["metric"] == GOLD_GAP and r.get("role") == ROLE_IDENTITY), None)
+    if identity_gap is not None:
+        gaps = [r["mean"] for r in records if r["metric"] == GOLD_GAP and r.get("role") == ROLE_METHOD]
+        better = sum(g < identity_gap for g in gaps)
+        notes.append(f"{IDENTITY} (no unlearning) has gold gap {fmt(identity_gap, GOLD_GAP_TARGET)}: {better} of "
+                     f"{len(gaps)} method(s) are closer to {reference}.")
     flagged = [m for m in metrics if (next(r for r in records if r["metric"] == m).get("self_check") in FLAGGED)]
     if flagged:
         notes.append(f"! self-check: these metrics do not separate {reference} from {IDENTITY} here, do not rank on "
