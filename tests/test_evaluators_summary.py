@@ -98,3 +98,20 @@ def test_summarize_agrees_with_the_run_when_a_label_changed_parameters(tmp_path,
     labels = {r["unlearner"] for r in csv.DictReader(open(tmp_path / "split.csv"))}
     assert labels == {"GoldModel", "NegGrad [lr=0.5]", "NegGrad [lr=0.001]"}
     assert "several parameter sets" in capsys.readouterr().err
+
+
+def test_overwrite_also_clears_the_earlier_wandb_runs(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from erasure.results.writers import RunInfo, WandbWriter
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace())
+    old_run = tmp_path / "wandb" / "offline-run-20240101_000000-abc"
+    old_run.mkdir(parents=True)
+    (old_run / "run-abc.wandb").write_text("earlier run")
+    info = RunInfo(tmp_path, "x", "run", "hash", {})
+    WandbWriter().open(info)
+    assert old_run.exists(), "a resumed run keeps the earlier runs"
+    WandbWriter().open(RunInfo(tmp_path, "x", "run", "hash", {}, overwrite=True))
+    assert not (tmp_path / "wandb").exists()

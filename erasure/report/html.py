@@ -139,21 +139,24 @@ def plotly_figure(figure: F.Figure) -> Any:
     cols = max(1, min(figure.columns, n))
     rows = math.ceil(n / cols)
     titles = [p.title for p in figure.panels] if n > 1 else None  # one panel: the section heading names it
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles,
-                        horizontal_spacing=0.12 if cols > 1 else 0.02, vertical_spacing=0.22 / rows if rows > 1 else 0.1)
+    categorical = any(p.categorical_x for p in figure.panels)  # rotated labels below each panel need room
+    height = (PANEL_HEIGHT + (120 if categorical else 0)) * rows
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.12 if cols > 1 else 0.02,
+                        vertical_spacing=min(0.3, (200 if categorical else 90) / height) if rows > 1 else 0.1)
     for i, panel in enumerate(figure.panels):
         r, c = i // cols + 1, i % cols + 1
         for trace in panel.traces:
             for t in _plotly_traces(trace, panel):
                 fig.add_trace(t, row=r, col=c)
-        fig.update_xaxes(title_text=panel.x_label, type="log" if panel.x_log else None, row=r, col=c,
+        fig.update_xaxes(title_text=None if panel.categorical_x else panel.x_label, type="log" if panel.x_log else None,
+                         row=r, col=c,
                          dtick=_integer_step(panel, "x"))
         fig.update_yaxes(title_text=panel.y_label, range=list(panel.y_range) if panel.y_range else None, row=r, col=c,
                          dtick=_integer_step(panel, "y"))
     entries = len({t.name for p in figure.panels for t in p.traces if t.legend})
     fig.update_yaxes(exponentformat="power")
-    fig.update_layout(height=max(PANEL_HEIGHT * rows + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
-                      margin=dict(l=60, r=20, t=40, b=60),
+    fig.update_layout(height=max(height + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
+                      margin=dict(l=60, r=20, t=40, b=60), scattermode="group", scattergap=0.7,
                       legend=dict(x=1.02, y=1, xanchor="left", yanchor="top", font=dict(size=11)),
                       violinmode="group", font=dict(size=12))
     return fig

@@ -74,7 +74,8 @@ def draw_panel(ax: Any, panel: Panel) -> None:
     if panel.y_range:
         ax.set_ylim(*panel.y_range)
     ax.set_title(panel.title, fontsize=10)
-    ax.set_xlabel(panel.x_label)
+    if not categories:
+        ax.set_xlabel(panel.x_label)
     ax.set_ylabel(panel.y_label)
     ax.grid(alpha=0.3)
 
@@ -89,7 +90,9 @@ def draw(figure: Figure) -> Any:
     n = len(figure.panels)
     cols = max(1, min(figure.columns, n))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.0 * rows), squeeze=False)
+    categories = max((len(_categories(p)) for p in figure.panels if p.categorical_x), default=0)
+    width = max(5.2, 0.45 * categories)  # a panel with many categories gets room for their labels
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 4.0 * rows), squeeze=False)
     for ax, panel in zip(axes.flat, figure.panels):
         draw_panel(ax, panel)
         if n == 1:
