@@ -47,8 +47,8 @@ class RelearnTime(Evaluator):
     unlearning", IEEE TIFS 2023, use ``alpha`` 0.05). Fewer steps than gold's means residual
     knowledge of the forget set; accuracy is checked after every step (one forward pass over D_f)."""
 
-    metric_targets = {"relearn_steps": as_gold(0, None), "relearn_capped": informational(),
-                      "relearn_steps_gold": informational(), "relearn_gold_capped": informational()}
+    metric_targets = {"relearn_steps": as_gold(0, None), "relearn_capped": informational(None, 0, 1),
+                      "relearn_steps_gold": informational(), "relearn_gold_capped": informational(None, 0, 1)}
 
     contract_config = {"parameters": {"max_steps": 50}}
 
