@@ -243,12 +243,15 @@ def test_the_page_renders_in_a_browser(report):
     browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
     if browser is None:
         pytest.skip("no headless browser: install Debian's chromium (apt-get install chromium) to render the report")
-    files, _, _ = report
+    files, first, _ = report
+    page = files.html.with_name("clicked.html")  # the page, plus two clicks on the gold-gap header: descending
+    click = "document.querySelector('#leaderboard-0 th[data-metric=\"gold_gap\"]').click();"
+    page.write_text(files.html.read_text().replace("</body>", f"<script>{click}{click}</script></body>"))
     profile = files.html.parent / "browser-profile"
     done = subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000", "--dump-dom", files.html.as_uri()],
+         "--enable-logging=stderr", "--v=0", "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     tree = Tree(done.stdout).root
@@ -261,3 +264,7 @@ def test_the_page_renders_in_a_browser(report):
         svgs = plot.find_all("svg", class_="main-svg")
         assert svgs, f"figure {plot.attrs['id']} drew no SVG"
         assert plot.find_all("g", class_="trace") or plot.find_all("g", class_="violinlayer"), plot.attrs["id"]
+    run = load_run(first)
+    table = tree.find_all("table", id="leaderboard-0")[0]
+    order = [r.attrs["data-unlearner"] for r in table.find_all("tr") if r.attrs.get("data-unlearner")]
+    assert order[-1] == "GoldModel" and order == sorted(run.unlearners, key=lambda u: -run.record(u, "gold_gap")["mean"])

@@ -119,8 +119,9 @@ def _plotly_traces(trace: F.Trace, panel: F.Panel) -> list[Any]:
         xs = [x for t in panel.traces if t.kind == "line" for x in t.x] or [0, 1]
         return [go.Scatter(x=[min(xs), max(xs)], y=[trace.y[0]] * 2, mode="lines",
                            line=dict(color=trace.color, dash="dash", width=1.5), **common)]
-    return [go.Violin(x=trace.x, y=_json_list(trace.y), line_color=trace.color, fillcolor=trace.color, opacity=0.6,
-                      box_visible=True, meanline_visible=True, points=False, **common)]
+    return [go.Violin(x=trace.x, y=_json_list(trace.y), line_color=trace.color, fillcolor=_rgba(trace.color, 0.5),
+                      spanmode="hard", box=dict(visible=True, width=0.12, fillcolor="rgba(255,255,255,0.8)"),
+                      meanline_visible=True, points=False, **common)]
 
 
 def _integer_step(panel: F.Panel, axis: str) -> int | None:
@@ -158,7 +159,7 @@ def plotly_figure(figure: F.Figure) -> Any:
     fig.update_layout(height=max(height + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
                       margin=dict(l=60, r=20, t=40, b=60), scattermode="group", scattergap=0.7,
                       legend=dict(x=1.02, y=1, xanchor="left", yanchor="top", font=dict(size=11)),
-                      violinmode="group", font=dict(size=12))
+                      violinmode="overlay", font=dict(size=12))
     return fig
 
 

@@ -59,6 +59,8 @@ def draw_panel(ax: Any, panel: Panel) -> None:
             for body, (_, _, t) in zip(parts["bodies"], drawable):
                 body.set_facecolor(t.color)
                 body.set_alpha(0.5)
+            for key in ("cbars", "cmins", "cmaxes", "cmedians"):
+                parts[key].set_color("#333333")
         for d, p, t in zip(data, spots, distributions):
             if len(d) == 1:
                 ax.scatter([p], d, c=t.color)
