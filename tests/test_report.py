@@ -3,7 +3,6 @@ figures, per-example artifacts, several runs on one page, and the page rendered 
 from __future__ import annotations
 
 import csv
-import json
 import re
 import shutil
 import subprocess
@@ -83,7 +82,6 @@ def report(tmp_path_factory):
     """Two tiny runs (the second reran NegGrad with other parameters), synthetic per-example
     artifacts in the first, and one report over both."""
     first = run_tiny(tmp_path_factory.mktemp("first"), 0)
-    (first / "artifacts" / "seed0" / "NegGrad").mkdir(parents=True)
     values = {"NegGrad": np.array([0.5, 1.5, np.inf, 2.0]), "GoldModel": np.array([0.1, 0.2, 0.3])}
     for label, array in values.items():
         (first / "artifacts" / "seed0" / label).mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from erasure.report.figures import Figure, Panel, Trace
+from erasure.report.figures import Figure, Panel
 
 MARKERS = {"star": "*", "x": "X", "circle": "o", "diamond": "D", "square": "s", "triangle-up": "^"}
 
@@ -33,7 +33,7 @@ def draw_panel(ax: Any, panel: Panel) -> None:
     position = {c: i for i, c in enumerate(categories)}
     series = [t for t in panel.traces if t.kind in ("points", "line")]
     distributions = [t for t in panel.traces if t.kind == "distribution"]
-    for i, t in enumerate(panel.traces):
+    for t in panel.traces:
         label = t.name if t.legend else None
         x = [position[v] + 0.12 * (series.index(t) - (len(series) - 1) / 2) for v in t.x] if categories and t in series else t.x
         if t.kind == "points":
@@ -50,9 +50,7 @@ def draw_panel(ax: Any, panel: Panel) -> None:
         elif t.kind == "hline":
             ax.axhline(t.y[0], color=t.color, linestyle="--", linewidth=1.2, label=label)
     if distributions:
-        data = [np.asarray(t.y, float) for t in distributions]
-        spots = [position[t.x[0]] if t.x else i for i, t in enumerate(distributions)]
-        drawable = [(d, p, t) for d, p, t in zip(data, spots, distributions) if len(d) > 1]
+        drawable = [(np.asarray(t.y, float), position[t.x[0]], t) for t in distributions if len(t.y) > 1]
         if drawable:
             parts = ax.violinplot([d for d, _, _ in drawable], positions=[p for _, p, _ in drawable], widths=0.8,
                                   showmedians=True)
@@ -61,9 +59,9 @@ def draw_panel(ax: Any, panel: Panel) -> None:
                 body.set_alpha(0.5)
             for key in ("cbars", "cmins", "cmaxes", "cmedians"):
                 parts[key].set_color("#333333")
-        for d, p, t in zip(data, spots, distributions):
-            if len(d) == 1:
-                ax.scatter([p], d, c=t.color)
+        for t in distributions:
+            if len(t.y) == 1:
+                ax.scatter([position[t.x[0]]], t.y, c=t.color)
     if categories:
         ax.set_xticks(range(len(categories)))
         ax.set_xticklabels(categories, rotation=30, ha="right", fontsize=8)

@@ -299,69 +299,61 @@ def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | N
         return "(no results)"
     targets = targets or {}
     reference = records[0].get("reference", REFERENCE)
-    unlearners = list(dict.fromkeys(r["unlearner"] for r in records))
     cells = {(r["unlearner"], r["metric"]): r for r in records}
-    metrics = list(dict.fromkeys(r["metric"] for r in records if r["metric"] != GOLD_GAP))
-    seeds = max((r["n"] for r in records), default=0)
+    role = {r["unlearner"]: r.get("role", ROLE_METHOD) for r in records}
+    check = {r["metric"]: r.get("self_check", "") for r in records}
+    unlearners = list(role)
+    identity = next((u for u, ro in role.items() if ro == ROLE_IDENTITY), IDENTITY)
+    metrics = [m for m in check if m != GOLD_GAP]
+    ranked = GOLD_GAP in check
 
-    def mean_cell(r: dict[str, Any] | None, target: Target | None) -> str:
+    def mean_cell(u: str, m: str, target: Target | None, interval: bool = True) -> str:
+        r = cells.get((u, m))
         if r is None:
             return "-"
         text = fmt(r["mean"], target) + ("*" if r.get("best") else " ")
-        interval = fmt_interval(r["ci95_low"], r["ci95_high"], target, digits=2)
-        return f"{text} {interval}".rstrip()
+        return f"{text} {fmt_interval(r['ci95_low'], r['ci95_high'], target, digits=2) if interval else ''}".rstrip()
 
     def column(header: str, sub: str, values: list[str]) -> tuple[list[str], int]:
         texts = [header, sub, *values]
         return texts, max(len(t) for t in texts)
 
-    def role_of(u: str) -> str:
-        return next((r.get("role", ROLE_METHOD) for r in records if r["unlearner"] == u), ROLE_METHOD)
-
-    ranks = ["ref" if role_of(u) != ROLE_METHOD else str(cells.get((u, GOLD_GAP), {}).get("rank", "") or "-")
-             for u in unlearners]
-    columns = [column("rank", "", ranks),
-               column("unlearner", "", [_clip_text(u, 24) for u in unlearners])]
-    if any(m == GOLD_GAP for _, m in cells):
-        columns.append(column("gold gap", "ideal 0", [mean_cell(cells.get((u, GOLD_GAP)), GOLD_GAP_TARGET).split(" [")[0]
-                                                       for u in unlearners]))
+    ranks = ["ref" if role[u] != ROLE_METHOD else str(cells.get((u, GOLD_GAP), {}).get("rank") or "-") for u in unlearners]
+    columns = [column("rank", "", ranks), column("unlearner", "", [_clip_text(u, 24) for u in unlearners])]
+    if ranked:
+        columns.append(column("gold gap", "ideal 0", [mean_cell(u, GOLD_GAP, GOLD_GAP_TARGET, False) for u in unlearners]))
     width = sum(w for _, w in columns) + 2 * (len(columns) - 1)
-    shown, checks = [], {}
-    headline = list(headline)
-    for m in [h for h in headline if h in metrics] + [m for m in metrics if m not in headline]:
+    headline = [h for h in headline if h in metrics]
+    shown = []
+    for m in headline + [m for m in metrics if m not in headline]:
         target = lookup(m, targets)
-        any_record = next(r for r in records if r["metric"] == m)
-        checks[m] = any_record.get("self_check", "")
-        flag = " !" if checks[m] in FLAGGED else ""
-        new = [column(m + flag, target.describe() if target else "", [mean_cell(cells.get((u, m)), target) for u in unlearners])]
+        new = [column(m + (" !" if check[m] in FLAGGED else ""), target.describe() if target else "",
+                      [mean_cell(u, m, target) for u in unlearners])]
         if target is not None and target.kind == "gold":
-            new.append(column("", "Δ gold", [
-                "" if u == reference or (u, m) not in cells else fmt_diff(cells[(u, m)]["diff_vs_reference"], target)
-                for u in unlearners]))
+            new.append(column("", "Δ gold", ["" if u == reference or (u, m) not in cells
+                                             else fmt_diff(cells[(u, m)]["diff_vs_reference"], target) for u in unlearners]))
         extra = sum(w + 2 for _, w in new)
         if width + extra <= max_width:
             columns += new
             width += extra
             shown.append(m)
-    lines = []
-    for i in range(len(unlearners) + 2):
-        lines.append("  ".join(texts[i].ljust(w) for texts, w in columns).rstrip())
+    lines = ["  ".join(texts[i].ljust(w) for texts, w in columns).rstrip() for i in range(len(unlearners) + 2)]
     lines.insert(2, "  ".join("-" * w for _, w in columns))
+    seeds = max(r["n"] for r in records)
     notes = [f"Cells: mean over {seeds} seed(s) [95% CI, clipped to the metric's range]; Δ: paired difference to "
              f"{reference}; * best method per column; ref: the references ({reference}: the target, "
-             f"{IDENTITY}: no unlearning)."]
-    if any(m == GOLD_GAP for _, m in cells):
+             f"{identity}: no unlearning)."]
+    if ranked:
         gold_metrics = [m for m in metrics if (t := lookup(m, targets)) is not None and t.kind == "gold"]
         notes.append(f"Rank by gold gap: mean |m − m_{reference}| / range over {', '.join(gold_metrics)} (0 = as {reference}).")
-    identity_gap = next((r["mean"] for r in records if r["metric"] == GOLD_GAP and r.get("role") == ROLE_IDENTITY), None)
-    if identity_gap is not None:
-        gaps = [r["mean"] for r in records if r["metric"] == GOLD_GAP and r.get("role") == ROLE_METHOD]
-        better = sum(g < identity_gap for g in gaps)
-        notes.append(f"{IDENTITY} (no unlearning) has gold gap {fmt(identity_gap, GOLD_GAP_TARGET)}: {better} of "
-                     f"{len(gaps)} method(s) are closer to {reference}.")
-    flagged = [m for m in metrics if (next(r for r in records if r["metric"] == m).get("self_check") in FLAGGED)]
+        if (identity, GOLD_GAP) in cells:
+            bar = cells[(identity, GOLD_GAP)]["mean"]
+            gaps = [r["mean"] for (u, m), r in cells.items() if m == GOLD_GAP and role[u] == ROLE_METHOD]
+            notes.append(f"{identity} (no unlearning) has gold gap {fmt(bar, GOLD_GAP_TARGET)}: "
+                         f"{sum(g < bar for g in gaps)} of {len(gaps)} method(s) are closer to {reference}.")
+    flagged = [m for m in metrics if check[m] in FLAGGED]
     if flagged:
-        notes.append(f"! self-check: these metrics do not separate {reference} from {IDENTITY} here, do not rank on "
+        notes.append(f"! self-check: these metrics do not separate {reference} from {identity} here, do not rank on "
                      f"them alone: {', '.join(flagged)}.")
     rest = [m for m in metrics if m not in shown]
     if rest:
