@@ -70,33 +70,32 @@ class Tree(HTMLParser):
         self.node.text += data
 
 
-def run_tiny(out: Path, forget_class: int, unlearners=UNLEARNERS) -> Path:
-    config = tiny_config(out, seeds=[0, 1], unlearners=unlearners, evaluators=EVALUATORS)
-    config["data"]["forget"]["parameters"]["classes"] = [forget_class]
-    make_runner(config).run()
+def run_tiny(out: Path, unlearners=UNLEARNERS) -> Path:
+    make_runner(tiny_config(out, seeds=[0, 1], unlearners=unlearners, evaluators=EVALUATORS)).run()
     return out / "out"
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    """Two tiny runs (the second reran NegGrad with other parameters), synthetic per-example
-    artifacts in the first, and one report over both."""
-    first = run_tiny(tmp_path_factory.mktemp("first"), 0)
+    """Two tiny runs, the second a rerun of a copy of the first with NegGrad's parameters changed
+    and MI dropped (so its results file holds rows of jobs that are no longer in its config),
+    synthetic per-example artifacts in the first, and one report over both."""
+    first = run_tiny(tmp_path_factory.mktemp("first"))
     values = {"NegGrad": np.array([0.5, 1.5, np.inf, 2.0]), "GoldModel": np.array([0.1, 0.2, 0.3])}
     for label, array in values.items():
-        (first / "artifacts" / "seed0" / label).mkdir(parents=True, exist_ok=True)
+        (first / "artifacts" / "seed0" / label).mkdir(parents=True)
         np.save(first / "artifacts" / "seed0" / label / "epsilon.npy", array)
     (first / "artifacts" / "index.csv").write_text(
         "seed,unlearner,name,path\n0,NegGrad,epsilon,artifacts/seed0/NegGrad/epsilon.npy\n"
         f"0,GoldModel,epsilon,{first}/artifacts/seed0/GoldModel/epsilon.npy\n"
         "1,NegGrad,epsilon,artifacts/seed1/NegGrad/missing.npy\n")
     second_dir = tmp_path_factory.mktemp("second")
-    run_tiny(second_dir, 1)
+    shutil.copytree(first, second_dir / "out", ignore=shutil.ignore_patterns("artifacts"))
     changed = [dict(u) for u in UNLEARNERS[:3]]
     changed[2] = {"class": "NegGrad", "parameters": {"epochs": 1, "lr": 0.05}}
-    second = run_tiny(second_dir, 1, changed)
+    second = run_tiny(second_dir, changed)  # reruns NegGrad only; Identity and GoldModel are found finished
     html = tmp_path_factory.mktemp("report") / "report.html"
-    files = build_report([first, second], html, titles=["forget 0", "forget 1"], static=False)
+    files = build_report([first, second], html, titles=["first", "rerun"], static=False)
     return files, first, second
 
 
@@ -190,9 +189,9 @@ def test_artifact_index_reader_and_writer(tmp_path):
 
 def test_markdown_and_latex_tables(report):
     files, first, _ = report
-    run = load_run(first, title="forget 0")
+    run = load_run(first, title="first")
     md = files.markdown.read_text()
-    section = md.split("## forget 0")[1].split("###")[0]
+    section = md.split("## first")[1].split("###")[0]
     table = [line for line in section.splitlines() if line.startswith("|")]
     header = [c.strip() for c in table[0].strip("|").split("|")]
     assert header[:4] == ["rank", "unlearner", "gold_gap", "accuracy_forget"]
@@ -201,7 +200,7 @@ def test_markdown_and_latex_tables(report):
     assert body["GoldModel"][0] == "ref" and body["NegGrad"][0] in ("1", "2")
     cell = body["NegGrad"][header.index("accuracy_forget")]
     assert cell.strip("*") == mean_cell(run, "NegGrad", "accuracy_forget").text
-    assert "## Runs compared" in md and "| unlearner | forget 0 | forget 1 |" in md
+    assert "## Runs compared" in md and "| unlearner | first | rerun |" in md
     tex = files.latex.read_text()
     assert tex.count(r"\begin{tabular}") == 2 == tex.count(r"\end{tabular}")
     assert tex.count("{") == tex.count("}")
