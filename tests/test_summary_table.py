@@ -95,3 +95,10 @@ def test_bounded_metrics_use_three_decimals_unless_that_shows_zero(value, expect
     assert fmt(1.05e-05, informational("lower")) == "1.05e-05"
     assert fmt(math.nan) == "-"
     assert fmt_interval(0.98551, 0.98649, as_gold(), 2) == "[0.98, 0.99]", "bounds rounded outwards hold the mean"
+
+
+def test_without_identity_the_table_says_the_self_check_did_not_run():
+    data = [r for r in experiment() if r["unlearner"] != "Identity"]
+    table = format_wide(summarize(data, targets=TARGETS), TARGETS)
+    assert "Self-check not run" in table and "! self-check" not in table
+    assert "Identity (no unlearning) has gold gap" not in table

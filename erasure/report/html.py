@@ -16,7 +16,7 @@ from erasure import __version__
 from erasure.report import figures as F
 from erasure.report import tables as T
 from erasure.report.data import RunSummary
-from erasure.results.summary import FLAGGED, GOLD_GAP, SEPARATES, fmt, fmt_diff, fmt_interval
+from erasure.results.summary import FLAGGED, GOLD_GAP, SEPARATES, UNCHECKED, fmt, fmt_diff, fmt_interval
 
 PANEL_HEIGHT = 380
 LEGEND_ENTRY = 28  # pixels per legend entry: the figure grows so that its legend never scrolls
@@ -238,6 +238,17 @@ def self_check_html(run: RunSummary) -> str:
     return f'<div class="table-wrap"><table class="self-check"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></div>'
 
 
+def self_check_note(run: RunSummary, flagged: list[str]) -> str:
+    checks = {run.self_check(m) for m in run.metrics} - {""}
+    if flagged:
+        return (f"Greyed in the leaderboard and not marked best: {esc(', '.join(flagged))}. Do not rank methods on them "
+                "alone; a utility metric (retain or test accuracy) is expected here: it guards against damage, it does "
+                "not measure forgetting.")
+    if checks == {UNCHECKED}:
+        return f"Not run: it needs {esc(run.reference)} and {esc(run.identity)} on at least two seeds."
+    return "Every checked metric separates them."
+
+
 def comparison_html(runs: Sequence[RunSummary]) -> str:
     """One table per metric shared by the runs: one row per unlearner, one column per run."""
     parts = []
@@ -310,9 +321,7 @@ def page(runs: Sequence[RunSummary], run_figures: Sequence[Sequence[F.Figure]], 
             + leaderboard_html(run, i)
             + f'<h3 id="self-check-{i}">Self-check</h3><p class="note">Does each metric separate {esc(run.reference)} '
             f"(the target) from {esc(run.identity)} (no unlearning) beyond the seed noise (paired 95% interval)? "
-            + (f"Greyed in the leaderboard and not marked best: {esc(', '.join(flagged))}. Do not rank methods on them "
-               "alone; a utility metric (retain or test accuracy) is expected here: it guards against damage, it does "
-               "not measure forgetting." if flagged else "Every checked metric separates them.")
+            + self_check_note(run, flagged)
             + "</p>" + self_check_html(run)
             + "".join(figure_html(f, f"fig-{i}-{f.key}") for f in figs)
             + "</section>")

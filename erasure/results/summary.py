@@ -355,6 +355,8 @@ def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | N
     if flagged:
         notes.append(f"! self-check: these metrics do not separate {reference} from {identity} here, do not rank on "
                      f"them alone: {', '.join(flagged)}.")
+    elif any(check[m] == UNCHECKED for m in metrics):
+        notes.append(f"Self-check not run: it needs {reference} and {identity} on at least two seeds.")
     rest = [m for m in metrics if m not in shown]
     if rest:
         notes.append(f"Also in summary.csv: {', '.join(rest)}.")
