@@ -132,6 +132,27 @@ def _integer_step(panel: F.Panel, axis: str) -> int | None:
     return max(1, math.ceil((max(values) - min(values)) / 10))
 
 
+def _padded_range(panel: F.Panel, axis: str) -> list[float] | None:
+    """The data's range (error bars and bands included) with 6% padding, so that a marker on the
+    edge (an accuracy of 0) is drawn whole; None for a log or categorical axis."""
+    if (axis == "x" and (panel.x_log or panel.categorical_x)) or (axis == "y" and panel.y_range):
+        return list(panel.y_range) if axis == "y" and panel.y_range else None
+    values: list[float] = []
+    for t in panel.traces:
+        if t.kind == "distribution" or (t.kind == "hline" and axis == "x"):
+            continue
+        values += [v for v in getattr(t, axis) if v is not None]
+        for extra in (getattr(t, f"{axis}_error"), t.band if axis == "y" else None):
+            if extra is not None:
+                values += [v for side in extra for v in side]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    if not values:
+        return None
+    low, high = min(values), max(values)
+    pad = 0.06 * (high - low) or 0.05 * max(abs(high), 1e-9)
+    return [low - pad, high + pad]
+
+
 def plotly_figure(figure: F.Figure) -> Any:
     """The Plotly figure of a :class:`~erasure.report.figures.Figure`."""
     from plotly.subplots import make_subplots
@@ -150,10 +171,9 @@ def plotly_figure(figure: F.Figure) -> Any:
             for t in _plotly_traces(trace, panel):
                 fig.add_trace(t, row=r, col=c)
         fig.update_xaxes(title_text=None if panel.categorical_x else panel.x_label, type="log" if panel.x_log else None,
-                         row=r, col=c,
-                         dtick=_integer_step(panel, "x"))
-        fig.update_yaxes(title_text=panel.y_label, range=list(panel.y_range) if panel.y_range else None, row=r, col=c,
-                         dtick=_integer_step(panel, "y"))
+                         range=_padded_range(panel, "x"), dtick=_integer_step(panel, "x"), row=r, col=c)
+        fig.update_yaxes(title_text=panel.y_label, range=_padded_range(panel, "y"), dtick=_integer_step(panel, "y"),
+                         row=r, col=c)
     entries = len({t.name for p in figure.panels for t in p.traces if t.legend})
     fig.update_yaxes(exponentformat="power")
     fig.update_layout(height=max(height + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
