@@ -134,9 +134,13 @@ def _integer_step(panel: F.Panel, axis: str) -> int | None:
 
 def _padded_range(panel: F.Panel, axis: str) -> list[float] | None:
     """The data's range (error bars and bands included) with 6% padding, so that a marker on the
-    edge (an accuracy of 0) is drawn whole; None for a log or categorical axis."""
-    if (axis == "x" and (panel.x_log or panel.categorical_x)) or (axis == "y" and panel.y_range):
-        return list(panel.y_range) if axis == "y" and panel.y_range else None
+    edge (an accuracy of 0) is drawn whole; on a log axis in decades, as Plotly wants; None for a
+    categorical axis."""
+    if axis == "y" and panel.y_range:
+        return list(panel.y_range)
+    log = axis == "x" and panel.x_log
+    if axis == "x" and panel.categorical_x:
+        return None
     values: list[float] = []
     for t in panel.traces:
         if t.kind == "distribution" or (t.kind == "hline" and axis == "x"):
@@ -145,9 +149,11 @@ def _padded_range(panel: F.Panel, axis: str) -> list[float] | None:
         for extra in (getattr(t, f"{axis}_error"), t.band if axis == "y" else None):
             if extra is not None:
                 values += [v for side in extra for v in side]
-    values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 or not log)]
     if not values:
         return None
+    if log:
+        values = [math.log10(v) for v in values]
     low, high = min(values), max(values)
     pad = 0.06 * (high - low) or 0.05 * max(abs(high), 1e-9)
     return [low - pad, high + pad]
