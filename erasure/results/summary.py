@@ -218,17 +218,17 @@ def _bounded(target: Target | None) -> bool:
     return target is not None and math.isfinite(target.width) and max(abs(target.low), abs(target.high)) <= 10
 
 
-def fmt(value: Any, target: Target | None = None, digits: int = 3, rounding: str = "nearest") -> str:
+def fmt(value: Any, target: Target | None = None, digits: int = 3, rounding: str = "nearest", tiny: bool = True) -> str:
     """One number: fixed ``digits`` decimals for a metric with a small finite range (0.000 to 1.000),
-    ``digits`` significant digits otherwise or where fixed decimals would show a non-zero value as
-    0 (a mutual information of 7e-05 nats); "-" for a missing value. ``rounding`` "down" or "up"
-    rounds fixed decimals outwards (for interval bounds, so the shown interval holds the mean)."""
+    ``digits`` significant digits otherwise or, with ``tiny``, where fixed decimals would show a
+    non-zero value as 0 (a mutual information of 7e-05 nats); "-" for a missing value. ``rounding``
+    "down" or "up" rounds fixed decimals outwards (for interval bounds, so they hold the mean)."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return "-"
     value = float(value)
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
-    if _bounded(target) and (value == 0 or abs(value) >= 0.5 * 10 ** -digits):
+    if _bounded(target) and (value == 0 or abs(value) >= 0.5 * 10 ** -digits or not tiny):
         if rounding != "nearest":
             scale = 10 ** digits
             value = (math.floor if rounding == "down" else math.ceil)(round(value * scale, 6)) / scale
@@ -246,7 +246,8 @@ def fmt_interval(low: float, high: float, target: Target | None = None, digits: 
 
 
 def fmt_diff(value: float, target: Target | None = None, digits: int = 3) -> str:
-    text = fmt(value, target, digits)
+    """A signed difference, in the metric's fixed decimals (a difference too small to show is +0.000)."""
+    text = fmt(value, target, digits, tiny=False)
     return text if text in ("-", "inf", "-inf") or text.startswith("-") else "+" + text
 
 
