@@ -19,7 +19,7 @@ from erasure.report.data import RunSummary
 from erasure.results.summary import FLAGGED, GOLD_GAP, SEPARATES, UNCHECKED, fmt, fmt_diff, fmt_interval
 
 PANEL_HEIGHT = 380
-LEGEND_ENTRY = 28  # pixels per legend entry: the figure grows so that its legend never scrolls
+LEGEND_ENTRY = 30  # pixels per legend entry: the figure grows so that its legend never scrolls
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:1280px;padding:0 24px 48px;color:#222;line-height:1.45}
@@ -184,7 +184,7 @@ def plotly_figure(figure: F.Figure) -> Any:
     fig.update_yaxes(exponentformat="power")
     fig.update_layout(height=max(height + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
                       margin=dict(l=60, r=20, t=40, b=60), scattermode="group", scattergap=0.7,
-                      legend=dict(x=1.02, y=1, xanchor="left", yanchor="top", font=dict(size=11)),
+                      legend=dict(x=1.02, y=1, xanchor="left", yanchor="top", font=dict(size=11), itemsizing="constant"),
                       violinmode="overlay", font=dict(size=12))
     return fig
 

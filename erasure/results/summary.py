@@ -239,10 +239,11 @@ def fmt(value: Any, target: Target | None = None, digits: int = 3, rounding: str
 
 
 def fmt_interval(low: float, high: float, target: Target | None = None, digits: int = 3) -> str:
-    """``[low, high]``, fixed decimals rounded outwards."""
+    """``[low, high]``, fixed decimals rounded outwards (significant digits when both ends are tiny)."""
     if math.isnan(low):
         return ""
-    return f"[{fmt(low, target, digits, 'down')}, {fmt(high, target, digits, 'up')}]"
+    tiny = max(abs(low), abs(high)) < 0.5 * 10 ** -digits
+    return f"[{fmt(low, target, digits, 'down', tiny)}, {fmt(high, target, digits, 'up', tiny)}]"
 
 
 def fmt_diff(value: float, target: Target | None = None, digits: int = 3) -> str:
