@@ -204,7 +204,7 @@ def test_markdown_and_latex_tables(report):
     tex = files.latex.read_text()
     assert tex.count(r"\begin{tabular}") == 2 == tex.count(r"\end{tabular}")
     assert tex.count("{") == tex.count("}")
-    assert r"accuracy\_forget" in tex and "accuracy_forget" not in tex.replace(r"accuracy\_forget", "")
+    assert r"accuracy\_forget" in tex and "_" not in tex.replace(r"\_", "") and "Δ" not in tex, "escaped for LaTeX"
     first_table = tex.split(r"\midrule")[1].split(r"\bottomrule")[0]
     rows = [line for line in first_table.strip().splitlines() if line.endswith(r"\\")]
     assert len(rows) == 4 and all(len(r.split(" & ")) == len(rows[0].split(" & ")) for r in rows)

@@ -103,7 +103,7 @@ def leaderboard_header(run: RunSummary, metrics: Sequence[str], escape=lambda s:
         flag = " (!)" if run.self_check(m) in FLAGGED else ""
         header.append(f"{escape(m)}{flag}")
         if diff_cell(run, run.reference, m) is not None:
-            header.append(f"Δ {escape(run.reference)}")
+            header.append(escape(f"Δ {run.reference}"))
     return header
 
 
@@ -168,7 +168,7 @@ def latex(runs: Sequence[RunSummary]) -> str:
                 r"\begin{tabular}{" + "r" + "l" + "c" * (len(header) - 2) + "}", r"\toprule",
                 " & ".join(header) + r" \\", r"\midrule"]
         out += [" & ".join(row) + r" \\" for row in rows]
-        caption = (f"{run.title}: mean [95\\% interval] over {run.seeds} seed(s); $\\Delta$: paired difference to "
+        caption = (f"{tex_escape(run.title)}: mean [95\\% interval] over {run.seeds} seed(s); $\\Delta$: paired difference to "
                    f"{tex_escape(run.reference)}; bold: best method; rank by gold gap; ref: the references "
                    f"({tex_escape(run.reference)}, {tex_escape(run.identity)}); (!): fails the self-check.")
         out += [r"\bottomrule", r"\end{tabular}}", f"\\caption{{{caption}}}",
