@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = results.rows
     if args.experiment:
         rows = [r for r in rows if r.get("experiment") == args.experiment]
+    labels = list(dict.fromkeys(r["unlearner"] for r in rows))
+    for option, label in (("--reference", args.reference), ("--identity", args.identity)):
+        if label is not None and label not in labels:
+            print(f"error: unknown {option} {label!r}; the labels in {results.path} are: {', '.join(labels)}", file=sys.stderr)
+            return 2
     hashes = {r.get("config_hash") for r in rows}
     if len(hashes) > 1:
         print(f"note: rows of {len(hashes)} configurations are pooled (filter with --config-hash)", file=sys.stderr)

@@ -69,6 +69,8 @@ def test_table_and_cli_rebuild_the_summary(tmp_path, capsys):
         got = {(r["unlearner"], r["metric"]): r for r in csv.DictReader(f)}
     assert float(got[("A", "m")]["mean"]) == pytest.approx(0.9) and got[("A", "m")]["n"] == "3"
     assert main([str(tmp_path / "missing.csv")]) == 2
+    assert main([str(results), "--reference", "Gold"]) == 2
+    assert "unknown --reference 'Gold'" in capsys.readouterr().err
     write_summary([], tmp_path / "empty.csv")
     assert (tmp_path / "empty.csv").read_text().startswith("unlearner,metric,mean")
 
