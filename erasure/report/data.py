@@ -9,6 +9,7 @@ from typing import Any
 from erasure.results.directory import Artifact, Results, load_results, read_artifacts
 from erasure.results.summary import (GOLD_GAP, ROLE_METHOD, Seeds, final_values, seed_gold_gaps, summarize,
                                      trajectory_table)
+from erasure.results.targets import Target
 
 
 @dataclass
@@ -29,7 +30,7 @@ class RunSummary:
         return self.results.identity
 
     @property
-    def targets(self):
+    def targets(self) -> dict[str, Target]:
         return self.results.targets
 
     @cached_property
