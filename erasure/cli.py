@@ -10,6 +10,7 @@ import inspect
 import json
 import logging
 import sys
+import textwrap
 from typing import Sequence
 
 from erasure import __version__
@@ -44,15 +45,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def describe_parameters(cls: type) -> str:
-    """``epochs=5, lr=0.0001, optimizer=None`` from a constructor's signature (framework-provided ones left out)."""
-    provided = {"input_shape", "num_classes"}
+def describe_parameters(cls: type, kind: str = "") -> str:
+    """``epochs=5, lr=0.0001, optimizer=None`` from a constructor's signature; for a model, the
+    parameters that the data provides (``input_shape``, ``num_classes``) are left out."""
+    provided = {"input_shape", "num_classes"} if kind == "model" else set()
     parts = []
     for name, p in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or name in provided or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         parts.append(name if p.default is inspect.Parameter.empty else f"{name}={p.default!r}")
     return ", ".join(parts)
+
+
+_ABBREVIATIONS = {"e.g", "i.e", "al", "vs", "cf", "etc", "approx", "resp", "Fig", "Eq", "no"}
+_QUOTES = {'"': '"', "“": "”"}
+
+
+def first_sentence(cls: type) -> str:
+    """The first sentence of the class's own docstring (not a base class's), on one line: up to the
+    first ``.``, ``!`` or ``?`` that is followed by a space or the end, outside parentheses and
+    quotes (a paper title keeps its question mark), and not after an abbreviation such as "et al."."""
+    doc = " ".join(inspect.cleandoc(cls.__dict__.get("__doc__") or "").split())
+    depth, quote = 0, None
+    for i, ch in enumerate(doc):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in _QUOTES:
+            quote = _QUOTES[ch]
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+        elif ch in ".!?" and depth == 0 and (i + 1 == len(doc) or doc[i + 1] == " "):
+            words = doc[:i].split()
+            if not words or words[-1] not in _ABBREVIATIONS:
+                return doc[: i + 1]
+    return doc
 
 
 def list_components(kind: str) -> str:
@@ -68,10 +96,10 @@ def list_components(kind: str) -> str:
     for k in wanted:
         lines.append(f"{k}:")
         for name, cls in registry.registry(k).items():
-            doc = (inspect.getdoc(cls) or "").split("\n")[0]
-            lines.append(f"  {name}({describe_parameters(cls)})")
+            lines.append(f"  {name}({describe_parameters(cls, k)})")
+            doc = first_sentence(cls)
             if doc:
-                lines.append(f"      {doc}")
+                lines += textwrap.wrap(doc, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
     return "\n".join(lines)
 
 

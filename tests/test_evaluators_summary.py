@@ -69,5 +69,51 @@ def test_table_and_cli_rebuild_the_summary(tmp_path, capsys):
         got = {(r["unlearner"], r["metric"]): r for r in csv.DictReader(f)}
     assert float(got[("A", "m")]["mean"]) == pytest.approx(0.9) and got[("A", "m")]["n"] == "3"
     assert main([str(tmp_path / "missing.csv")]) == 2
+    assert main([str(results), "--reference", "Gold"]) == 2
+    assert "unknown --reference 'Gold'" in capsys.readouterr().err
     write_summary([], tmp_path / "empty.csv")
     assert (tmp_path / "empty.csv").read_text().startswith("unlearner,metric,mean")
+
+
+def test_summarize_agrees_with_the_run_when_a_label_changed_parameters(tmp_path, capsys):
+    """Item 5 of the results issue: rows of an earlier run whose label now has other parameters are
+    left out (as the run's own table does), or, without config.resolved.json, shown apart."""
+    from conftest import make_runner, tiny_config
+
+    config = tiny_config(tmp_path, seeds=[0, 1], unlearners=[
+        {"class": "GoldModel"}, {"class": "NegGrad", "parameters": {"epochs": 1, "lr": 0.5}}])
+    make_runner(config).run()
+    config["unlearners"][1]["parameters"]["lr"] = 0.001  # same label, new parameters
+    report = make_runner(config).run()
+    out = tmp_path / "out"
+    run_table = list(csv.DictReader(open(out / "summary.csv")))
+    assert main([str(out), "--out", str(tmp_path / "again.csv")]) == 0
+    captured = capsys.readouterr()
+    assert "left out" in captured.err
+    again = list(csv.DictReader(open(tmp_path / "again.csv")))
+    assert again == run_table, "the summary rebuilt from the directory is the run's own"
+    neggrad = [r for r in again if r["unlearner"] == "NegGrad"]
+    assert neggrad and all(r["n"] == "2" for r in neggrad) and len(report.summary) == len(again)
+
+    (out / "config.resolved.json").unlink()
+    assert main([str(out / "results.csv"), "--out", str(tmp_path / "split.csv")]) == 0
+    labels = {r["unlearner"] for r in csv.DictReader(open(tmp_path / "split.csv"))}
+    assert labels == {"GoldModel", "NegGrad [lr=0.5]", "NegGrad [lr=0.001]"}
+    assert "several parameter sets" in capsys.readouterr().err
+
+
+def test_overwrite_also_clears_the_earlier_wandb_runs(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from erasure.results.writers import RunInfo, WandbWriter
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace())
+    old_run = tmp_path / "wandb" / "offline-run-20240101_000000-abc"
+    old_run.mkdir(parents=True)
+    (old_run / "run-abc.wandb").write_text("earlier run")
+    info = RunInfo(tmp_path, "x", "run", "hash", {})
+    WandbWriter().open(info)
+    assert old_run.exists(), "a resumed run keeps the earlier runs"
+    WandbWriter().open(RunInfo(tmp_path, "x", "run", "hash", {}, overwrite=True))
+    assert not (tmp_path / "wandb").exists()

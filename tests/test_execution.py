@@ -148,14 +148,13 @@ def test_log_lines_without_a_terminal(tmp_path):
 
 
 def test_artifacts_are_saved_beside_the_results(tmp_path):
-    import numpy as np
-
     config = tiny_config(tmp_path, imports=[PLUGIN], evaluators=[{"class": f"{PLUGIN}.ProcessFacts"}])
     report = run(config)
-    root = report.results_path.parent / "artifacts"
-    (entry,) = read_rows(root / "index.csv")
-    assert (entry["seed"], entry["unlearner"], entry["name"]) == ("0", "Identity", "forget_targets")
-    saved = np.load(root / entry["path"], allow_pickle=False)
+    from erasure.results.directory import read_artifacts
+
+    (artifact,) = read_artifacts(report.results_path.parent)
+    assert (artifact.seed, artifact.unlearner, artifact.name) == ("0", "Identity", "forget_targets")
+    saved = artifact.load()
     assert len(saved) > 0 and set(saved.tolist()) == {0}  # ClassForget(classes=[0])
 
 

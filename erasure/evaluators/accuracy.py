@@ -4,6 +4,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from erasure.evaluators.base import Evaluator, Outcome
+from erasure.results.targets import as_gold, ideal
 
 REPORTED = ("forget", "retain", "test", "forget_test", "retain_test")
 
@@ -18,6 +19,9 @@ def top1_accuracy(logits: Tensor, targets: Tensor) -> float:
 class Accuracy(Evaluator):
     """``accuracy_<partition>`` on forget, retain, test and, for class or group forgetting,
     forget_test / retain_test (the "Df" / "Dr" columns of the SSD and JiT tables)."""
+
+    metric_targets = {"accuracy_forget": as_gold(), "accuracy_forget_test": as_gold(), "accuracy_test": as_gold(),
+                      "accuracy_retain": ideal(1), "accuracy_retain_test": ideal(1)}
 
     def __init__(self) -> None:
         pass

@@ -8,7 +8,7 @@ evaluators share forward passes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +17,7 @@ from erasure.core.registry import Component
 from erasure.core.timing import Timing
 from erasure.data.partitions import Partitions
 from erasure.models.training import predict_logits
+from erasure.results.targets import Target
 
 ModelName = Literal["unlearned", "original", "gold"]
 
@@ -101,10 +102,12 @@ class Outcome:
 
 class Evaluator(Component, kind="evaluator"):
     """Base of every evaluation. ``requires`` names metrics (of other evaluators) this one reads;
-    ``uses_gold`` says it reads the gold model (or its timing), so the plan trains gold ahead."""
+    ``uses_gold`` says it reads the gold model (or its timing), so the plan trains gold ahead;
+    ``metric_targets`` gives the target of every metric it produces (see erasure/results/targets.py)."""
 
     requires: ClassVar[tuple[str, ...]] = ()
     uses_gold: ClassVar[bool] = False
+    metric_targets: ClassVar[Mapping[str, Target]] = {}
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         raise NotImplementedError

@@ -7,6 +7,7 @@ import numpy as np
 
 from erasure.evaluators.accuracy import top1_accuracy
 from erasure.evaluators.base import Evaluator, Outcome
+from erasure.results.targets import ideal, informational
 
 MLP_PROBE_HIDDEN = (64,)
 
@@ -94,6 +95,10 @@ class FeatureIndependence(Evaluator):
       ``w2_between_groups_empirical``: exact W2 between the groups' test samples
       (``ot.emd2``; it keeps a finite-sample floor above 0 even for independent data).
     """
+
+    metric_targets = {"probe_accuracy*": informational("lower", 0, 1), "probe_auc*": ideal(0.5),
+                      "probe_chance": informational(None, 0, 1), "task_accuracy": ideal(1),
+                      "task_accuracy_original": informational(None, 0, 1), "w2_between_groups*": ideal(0, 0, None)}
 
     contract_config: ClassVar[dict[str, Any]] = {"forget": {"class": "FeatureForget", "parameters": {"attribute": "group"}}}
 

@@ -35,6 +35,7 @@ from erasure.core.errors import ConfigError
 from erasure.core.params import OpenFraction, PositiveInt
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.replicas import replica_scores
+from erasure.results.targets import as_gold
 
 AttackFamily = Literal["challenge", "all_intervals"]
 Protocol = Literal["challenge", "varied_originals"]
@@ -145,11 +146,17 @@ def epsilon_points(epsilons: np.ndarray, num_models: int, width: float = 0.5) ->
     return np.where(eps < eps_max, points, 0.0)
 
 
+def example_epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
+                     attacks: AttackFamily = "challenge") -> np.ndarray:
+    """The per-example ε under the chosen attack family."""
+    epsilon = challenge_epsilon if attacks == "challenge" else all_intervals_epsilon
+    return epsilon(unlearned, retrained, delta)
+
+
 def forgetting_quality(unlearned: np.ndarray, retrained: np.ndarray, delta: float = 1e-5,
                        attacks: AttackFamily = "challenge") -> float:
     """F: mean points of the per-example ε (N = the number of models of each kind)."""
-    epsilon = challenge_epsilon if attacks == "challenge" else all_intervals_epsilon
-    eps = epsilon(unlearned, retrained, delta)
+    eps = example_epsilons(unlearned, retrained, delta, attacks)
     return float(epsilon_points(eps, min(len(unlearned), len(retrained))).mean())
 
 
@@ -171,6 +178,8 @@ class ForgettingQuality(Evaluator):
     models are needed (ε_max = ⌈ln(N−1)⌉ > 0).
     """
 
+    metric_targets = {"forgetting_quality": as_gold(), "forgetting_quality_final": as_gold(0, None)}
+
     contract_config = {"parameters": {"num_models": 4}}
 
     def __init__(self, num_models: PositiveInt = 16, delta: OpenFraction = 1e-5,
@@ -186,7 +195,9 @@ class ForgettingQuality(Evaluator):
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         s = replica_scores(outcome, self.num_models, self.protocol)
-        f = forgetting_quality(s.unlearned, s.retrained, self.delta, self.attacks)
+        eps = example_epsilons(s.unlearned, s.retrained, self.delta, self.attacks)
+        f = float(epsilon_points(eps, min(len(s.unlearned), len(s.retrained))).mean())
+        outcome.artifacts["forgetting_quality_epsilon"] = eps  # per forget example, for the report
         ratio = 1.0
         for p in ("retain", "test"):
             ratio *= s.unlearned_accuracy[p] / max(s.retrained_accuracy[p], 1e-12)

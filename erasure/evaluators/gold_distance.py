@@ -1,10 +1,13 @@
 """GoldDistance: how far the unlearned model is from the gold (retrained) model."""
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from erasure.evaluators.base import Evaluator, Outcome
+from erasure.results.targets import ideal
 
 PARTITIONS = ("forget", "retain", "test")
 
@@ -43,6 +46,10 @@ class GoldDistance(Evaluator):
     ``gold_js_<p>`` = mean Jensen-Shannon divergence (nats), ``gold_activation_distance_<p>`` =
     mean L2 distance between output probabilities (Chundawat et al. 2023); and
     ``gold_parameter_l2`` = ‖θ_unlearned − θ_gold‖₂. All 0 for GoldModel itself."""
+
+    uses_gold = True
+    metric_targets = {"gold_kl_*": ideal(0, 0, None), "gold_js_*": ideal(0, 0, math.log(2)),
+                      "gold_activation_distance_*": ideal(0, 0, math.sqrt(2)), "gold_parameter_l2": ideal(0, 0, None)}
 
     def __init__(self) -> None:
         pass

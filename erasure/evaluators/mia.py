@@ -15,6 +15,7 @@ from torch import Tensor
 
 from erasure.core.params import PositiveFloat
 from erasure.evaluators.base import Evaluator, ModelName, Outcome
+from erasure.results.targets import as_gold
 
 
 def softmax_entropy(logits: Tensor) -> np.ndarray:
@@ -77,6 +78,8 @@ class EntropyMIA(Evaluator):
     versus D_t (non-member) calls member (Foster et al. 2024 "SSD"; the JiT paper's MIA column).
     Compare with GoldModel's row: a good unlearner matches gold, not zero."""
 
+    metric_targets = {"entropy_mia_member_rate": as_gold()}
+
     def __init__(self) -> None:
         pass
 
@@ -89,6 +92,8 @@ class MIAEfficacy(Evaluator):
     """``mia_efficacy``: share of D_f that a confidence SVC calls non-member (Fan et al. 2024,
     "SalUn", ICLR; higher means more forgotten). The SVC (RBF, ``C`` 3, gamma "auto") is fit on
     the true-class confidence of a random |D_t| subset of D_r (member) versus D_t (non-member)."""
+
+    metric_targets = {"mia_efficacy": as_gold()}
 
     def __init__(self, C: PositiveFloat = 3.0):
         self.C = C

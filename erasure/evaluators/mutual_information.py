@@ -13,10 +13,13 @@ the remain samples, and it is differentiable (MIRegularized puts it in its loss)
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from erasure.evaluators.base import Evaluator, Outcome
+from erasure.results.targets import as_gold
 
 PROBABILITY_FLOOR = 1e-10
 
@@ -45,6 +48,8 @@ class MutualInformation(Evaluator):
     """``mutual_information``: Î(Ŷ;Z) of the unlearned model on the whole forget (unlearn) and
     retain (remain) sets, in nats; 0 when its mean softmax is the same on both. NaN when the
     forget set is empty (feature unlearning)."""
+
+    metric_targets = {"mutual_information": as_gold(0, math.log(2))}
 
     def __init__(self) -> None:
         pass

@@ -11,6 +11,7 @@ from erasure.core.params import Fraction, PositiveInt
 from erasure.data.partitions import Partitions
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.models.training import TrainingRecipe, accuracy
+from erasure.results.targets import as_gold, informational
 
 
 def relearn_steps(model: nn.Module, partitions: Partitions, target: float, recipe: TrainingRecipe,
@@ -47,6 +48,10 @@ class RelearnTime(Evaluator):
     Fewer steps than gold's means residual knowledge of the forget set. Accuracy is checked after
     every step (one forward pass over D_f, eval mode) with a fresh optimizer; ERASURE counts epochs
     instead, reading the running training accuracy and continuing the model's own optimizer."""
+
+    uses_gold = True
+    metric_targets = {"relearn_steps": as_gold(0, None), "relearn_capped": informational(None, 0, 1),
+                      "relearn_steps_gold": informational(), "relearn_gold_capped": informational(None, 0, 1)}
 
     contract_config = {"parameters": {"max_steps": 50}}
 

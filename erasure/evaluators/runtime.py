@@ -6,6 +6,7 @@ import math
 
 from erasure.core.timing import Timing
 from erasure.evaluators.base import Evaluator, Outcome
+from erasure.results.targets import informational
 
 log = logging.getLogger("erasure")
 
@@ -28,6 +29,11 @@ class RunTime(Evaluator):
     the same device type (and GPU model), with the same number of torch threads, on the same host:
     gold's time may come from the model cache, written by another run (``Timing.origin`` says so).
     """
+
+    uses_gold = True
+    metric_targets = {"wall_seconds": informational("lower"), "cpu_seconds": informational("lower"),
+                      "peak_rss_mb": informational("lower"), "peak_cuda_mb": informational("lower"),
+                      "speedup_vs_gold": informational("higher")}
 
     def __init__(self) -> None:
         pass

@@ -10,6 +10,7 @@ from erasure.core.params import Fraction, NonNegativeFloat, PositiveFloat
 from erasure.evaluators.accuracy import top1_accuracy
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.mia import mia_efficacy
+from erasure.results.targets import as_gold, ideal
 
 ScoreName = Literal["aus", "nomus", "ain", "avg_gap"]
 # SalUn's Avg. Gap: unlearning accuracy (1 − forget accuracy, so the same gap), MIA-Efficacy, RA, TA
@@ -71,6 +72,9 @@ class Scores(Evaluator):
     ``requires`` lists exactly what the chosen scores read, so the runner runs those evaluators
     first and reports the missing ones by name.
     """
+
+    uses_gold = True
+    metric_targets = {"aus": as_gold(0, 2), "nomus": as_gold(), "ain": ideal(1, 0, None), "avg_gap": ideal(0)}
 
     def __init__(self, scores: list[ScoreName] | None = None, nomus_weight: Fraction = 0.5,
                  ain_smoothing: NonNegativeFloat = 0.01, mia_efficacy_C: PositiveFloat = 3.0):

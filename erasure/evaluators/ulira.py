@@ -8,6 +8,7 @@ from erasure.core.errors import ConfigError
 from erasure.core.params import PositiveInt
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.replicas import replica_scores
+from erasure.results.targets import as_gold
 
 
 def gaussian_log_ratio(x: np.ndarray, shadow_u: np.ndarray, shadow_r: np.ndarray, min_std: float = 1e-3) -> np.ndarray:
@@ -56,6 +57,8 @@ class ULiRA(Evaluator):
     so that each half fits a standard deviation); the paper uses 16 to 32 shadow models.
     """
 
+    metric_targets = {"ulira_accuracy": as_gold(), "ulira_auc": as_gold()}
+
     contract_config = {"parameters": {"num_models": 4}}
 
     def __init__(self, num_models: PositiveInt = 16):
@@ -68,4 +71,7 @@ class ULiRA(Evaluator):
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         s = replica_scores(outcome, self.num_models, "varied_originals")
         accuracy, auc = cross_fitted_ulira(s.unlearned, s.retrained)
+        # per forget example, for the report: mean φ over the unlearned and the retrained replicas
+        outcome.artifacts["ulira_phi_unlearned"] = s.unlearned.mean(0)
+        outcome.artifacts["ulira_phi_retrained"] = s.retrained.mean(0)
         return {"ulira_accuracy": accuracy, "ulira_auc": auc}

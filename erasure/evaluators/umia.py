@@ -5,6 +5,7 @@ import numpy as np
 
 from erasure.core.params import PositiveInt
 from erasure.evaluators.base import Evaluator, Outcome
+from erasure.results.targets import as_gold
 
 
 def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, n_splits: int = 10, seed: int = 0) -> float:
@@ -37,6 +38,8 @@ def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray
 
 class UMIA(Evaluator):
     """``umia_accuracy``: loss attack on D_f (members) versus D_t (non-members); ideal 0.5."""
+
+    metric_targets = {"umia_accuracy": as_gold()}
 
     def __init__(self, n_splits: PositiveInt = 10):
         self.n_splits = n_splits

@@ -15,6 +15,7 @@ from torch import Tensor
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.gold_distance import js_divergence
 from erasure.models.training import predict_logits
+from erasure.results.targets import as_gold
 
 Divergence = Literal["reference", "js"]
 
@@ -52,6 +53,8 @@ class ZRF(Evaluator):
     forgetting). The random model is a fresh initialisation of the config's architecture, seeded
     from the job's seed.
     """
+
+    metric_targets = {"zrf": as_gold(None, 1)}
 
     def __init__(self, divergence: Divergence = "reference", partition: Literal["forget", "forget_test"] = "forget"):
         self.divergence = divergence

@@ -9,11 +9,9 @@ only writer of results, whatever the executor. It ends with the summary table.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -34,7 +32,8 @@ from erasure.execution.jobs import JobResult, UnlearnTask, make_plan
 from erasure.execution.safety import user_interrupts_marked
 from erasure.execution.settings import Execution
 from erasure.execution.workspace import RunError, Workspace, params_json, versions
-from erasure.results.summary import format_wide, summarize, write_summary
+from erasure.results.directory import save_artifact, summarize_run
+from erasure.results.summary import headline
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 
 log = logging.getLogger("erasure")
@@ -72,10 +71,6 @@ def workspace_from_setup(setup: WorkerSetup) -> Workspace:
     experiment.file = setup.file
     return Workspace(experiment, device=torch.device(setup.device),
                      cache=ModelCache(setup.cache_dir, enabled=setup.cache_enabled), run_id=setup.run_id)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("._") or "job"
 
 
 class Runner:
@@ -180,8 +175,8 @@ class Runner:
             bar.update()
             bar.set_postfix_str(result.task.describe())
             if lines:
-                self.out(f"[{tally['done']}/{len(plan)}] {result.task.describe()}: {result.seconds:.1f} s"
-                         f"{_headline(result.rows)}")
+                self.out(f"[{tally['done']}/{len(plan)}] {result.task.describe()}: {result.seconds:.1f} s, "
+                         f"{headline(_last_request(result.rows))}")
 
         shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
         executor = None
@@ -203,12 +198,8 @@ class Runner:
         current = {job_key({"seed": s, "unlearner": label, "parameters": p})
                    for s in exp.seeds for label, p in parameters.items()}
         rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash and job_key(r) in current]
-        order = {label: i for i, label in enumerate(parameters)}
-        records = sorted(summarize(rows), key=lambda r: order.get(r["unlearner"], len(order)))
-        write_summary(records, exp.output_dir / "summary.csv")
-        self.out(format_wide(records))
-        self.out(f"\n95% intervals and paired differences to GoldModel: {exp.output_dir / 'summary.csv'}"
-                 f" (python -m erasure.summarize {csv_writer.path})")
+        records, table = summarize_run(rows, exp.output_dir, resolved, exp.evaluators)
+        self.out(table)
         self.out(f"\nResults: {csv_writer.path}  ({tally['written']} rows written, {tally['errors']} errors)")
         for r in rows:
             if r["status"] == "error" and r["run_id"] == self.run_id:
@@ -239,30 +230,12 @@ class Runner:
             (folder / f"seed{state.seed}.json").write_text(json.dumps(record))
 
     def _save_artifacts(self, result: JobResult) -> None:
-        """Per-example arrays as ``artifacts/seed<seed>/<unlearner>/<name>.npy``, listed in ``artifacts/index.csv``."""
-        if not result.artifacts:
-            return
-        task = result.task
-        root = self.exp.output_dir / "artifacts"
-        folder = root / f"seed{task.seed}" / _slug(task.label)
-        folder.mkdir(parents=True, exist_ok=True)
-        index = root / "index.csv"
-        new = not index.exists()
-        with open(index, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(["seed", "unlearner", "name", "path"])
-            for name, array in sorted(result.artifacts.items()):
-                path = folder / f"{_slug(name)}.npy"
-                np.save(path, np.asarray(array), allow_pickle=False)
-                writer.writerow([task.seed, task.label, name, path.relative_to(root).as_posix()])
+        """Per-example arrays, as ``artifacts/seed<seed>/<unlearner>/<name>.npy`` listed in ``artifacts/index.csv``."""
+        for name, array in sorted(result.artifacts.items()):
+            save_artifact(self.exp.output_dir, result.task.seed, result.task.label, name, np.asarray(array))
 
 
-def _headline(rows: list[dict[str, Any]], limit: int = 4) -> str:
-    """``, accuracy_forget 0.012, accuracy_test 0.951`` (the first few final values), or the first error."""
-    errors = [r for r in rows if r["status"] == "error"]
-    if errors:
-        return f", error in {errors[0]['metric']}: {errors[0]['error'][:120]}"
+def _last_request(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of a job's last deletion request (all of them with a single request)."""
     last = max((r["request"] for r in rows if r.get("request") is not None), default=None)
-    final = [r for r in rows if r.get("step") is None and r["status"] == "ok" and r.get("request") == last][:limit]
-    return "".join(f", {r['metric']} {float(r['value']):.4g}" for r in final)
+    return [r for r in rows if r.get("request") == last or r["status"] == "error"]

@@ -1,21 +1,41 @@
-"""Statistics over seeds: per (unlearner, metric) mean, standard deviation, 95% confidence interval
-(Student's t) and n, plus the paired difference to the reference unlearner (GoldModel) with its
-interval; as a terminal table and ``summary.csv``. ``python -m erasure.summarize RESULTS.csv``
-rebuilds them from any results file.
+"""Statistics over seeds, the gold-gap ranking, the metric self-check and the end-of-run table.
+
+Per (unlearner, metric): mean, standard deviation, 95% confidence interval (Student's t, clipped
+to the metric's range) and n, plus the paired difference to the gold reference (GoldModel) with
+its interval. Per unlearner: the gold gap (:func:`erasure.results.targets.gold_gap`, seed by seed,
+then mean and interval) and its rank among the methods (the references GoldModel and Identity
+are not ranked). Per metric: the self-check, whether it separates GoldModel from Identity on this
+experiment. ``summary.csv`` holds all of it; the terminal table shows the headline metrics.
+``python -m erasure.summarize`` rebuilds both from any results file or directory.
 """
 from __future__ import annotations
 
 import csv
 import math
+import textwrap
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from erasure.results.targets import Target, gold_gap, ideal, lookup
+
 REFERENCE = "GoldModel"
-SUMMARY_COLUMNS = ["unlearner", "metric", "mean", "std", "ci95_low", "ci95_high", "n",
-                   "diff_vs_reference", "diff_ci95_low", "diff_ci95_high", "n_paired", "reference"]
+IDENTITY = "Identity"
+GOLD_GAP = "gold_gap"
+GOLD_GAP_TARGET = ideal(0)
+ROLE_GOLD, ROLE_IDENTITY, ROLE_METHOD = "gold reference", "no-unlearning reference", "method"
+SEPARATES, NO_SEPARATION, WRONG_WAY, UNCHECKED = "separates", "no separation", "wrong way", "n/a"
+FLAGGED = (NO_SEPARATION, WRONG_WAY)
+SUMMARY_COLUMNS = ["unlearner", "metric", "mean", "std", "ci95_low", "ci95_high", "n", "diff_vs_reference",
+                   "diff_ci95_low", "diff_ci95_high", "n_paired", "reference", "target", "role", "rank", "best", "self_check"]
+# The end-of-run table's candidate columns, most important first; what does not fit goes to summary.csv.
+HEADLINE = ("accuracy_forget", "umia_accuracy", "accuracy_test", "accuracy_retain", "entropy_mia_member_rate",
+            "mia_efficacy", "ulira_auc", "forgetting_quality", "probe_accuracy", "task_accuracy", "wall_seconds")
+TABLE_WIDTH = 120
+
+Seeds = dict[Any, float]
 
 
 def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, float, float, float, int]:
@@ -34,11 +54,11 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
     return mean, std, mean - half, mean + half, n
 
 
-def final_values(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[Any, float]]:
+def final_values(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Seeds]:
     """Final (non-trajectory) ``ok`` values by (unlearner, metric) and seed, after the last deletion
     request where there are several; a later row for the same (config, seed, unlearner, metric),
     e.g. from a rerun, replaces an earlier one."""
-    grouped: dict[tuple[str, str], dict[Any, float]] = defaultdict(dict)
+    grouped: dict[tuple[str, str], Seeds] = defaultdict(dict)
     rows = list(rows)
     last_request: dict[tuple, int] = {}  # with several deletion requests, the state after the last one
     for row in rows:
@@ -64,26 +84,136 @@ def final_values(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[A
     return grouped
 
 
-def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE) -> list[dict[str, Any]]:
-    """One record per (unlearner, metric); see :data:`SUMMARY_COLUMNS`. The paired difference
-    (this unlearner − ``reference``) is taken seed by seed over the seeds both have."""
-    grouped = final_values(rows)
-    out = []
-    for (unlearner, metric), by_seed in grouped.items():
-        if not by_seed:  # only non-finite values (e.g. a ratio with a zero denominator)
+def trajectory_table(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[int, list[float]]]]:
+    """unlearner → metric → step → values over seeds, from the ``ok`` rows that carry a step."""
+    table: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for row in rows:
+        if row.get("status") != "ok" or row.get("step") in (None, ""):
             continue
-        mean, std, low, high, n = mean_ci(by_seed.values())
-        record = {"unlearner": unlearner, "metric": metric, "mean": mean, "std": std,
-                  "ci95_low": low, "ci95_high": high, "n": n, "reference": reference,
-                  "diff_vs_reference": math.nan, "diff_ci95_low": math.nan, "diff_ci95_high": math.nan, "n_paired": 0}
-        ref = grouped.get((reference, metric))
-        if ref is not None and unlearner != reference:
-            shared = [s for s in by_seed if s in ref]
-            if shared:
-                d_mean, _, d_low, d_high, d_n = mean_ci(by_seed[s] - ref[s] for s in shared)
-                record.update(diff_vs_reference=d_mean, diff_ci95_low=d_low, diff_ci95_high=d_high, n_paired=d_n)
-        out.append(record)
+        try:
+            value = float(row["value"])
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            table[row["unlearner"]][row["metric"]][int(float(row["step"]))].append(value)
+    return table
+
+
+def check_metric(gold: Seeds, identity: Seeds, target: Target | None) -> str:
+    """The self-check of one metric on one experiment: does it separate GoldModel from Identity?
+
+    Over the seeds both have (at least two), the paired per-seed difference d is taken: for an
+    "as gold" target d = m_Identity − m_Gold, for an ideal one d = |m_Identity − ideal| −
+    |m_Gold − ideal|. "separates" when d's 95% t-interval excludes 0 (for an ideal: lies above
+    0), "wrong way" when Identity is significantly closer to the ideal than GoldModel, "no
+    separation" otherwise, "n/a" when it cannot be checked, "" for a metric without target.
+    """
+    if target is None or target.kind == "none":
+        return ""
+    shared = [s for s in gold if s in identity]
+    if len(shared) < 2:
+        return UNCHECKED
+    if target.kind == "gold":
+        d = [identity[s] - gold[s] for s in shared]
+    else:
+        d = [abs(identity[s] - target.value) - abs(gold[s] - target.value) for s in shared]
+    _, _, low, high, _ = mean_ci(d)
+    if low > 0 or (target.kind == "gold" and high < 0):
+        return SEPARATES
+    return WRONG_WAY if high < 0 else NO_SEPARATION
+
+
+def seed_gold_gaps(grouped: Mapping[tuple[str, str], Seeds], reference: str,
+                   targets: Mapping[str, Target]) -> dict[str, Seeds]:
+    """Each unlearner's gold gap per seed, over the metrics with a gold target that the reference
+    has on that seed (a seed where the unlearner lacks one of them is left out)."""
+    gold_metrics = {m: by_seed for (u, m), by_seed in grouped.items()
+                    if u == reference and (t := lookup(m, targets)) is not None and t.kind == "gold"}
+    seeds = {s for by_seed in gold_metrics.values() for s in by_seed}
+    by_unlearner: dict[str, dict[Any, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for (u, m), by_seed in grouped.items():
+        if m in gold_metrics:
+            for s, v in by_seed.items():
+                by_unlearner[u][s][m] = v
+    out: dict[str, Seeds] = {}
+    for u, values in by_unlearner.items():
+        gaps = {}
+        for s in seeds:
+            gap = gold_gap(values.get(s, {}), {m: g[s] for m, g in gold_metrics.items() if s in g}, targets)
+            if math.isfinite(gap):
+                gaps[s] = gap
+        if gaps:
+            out[u] = gaps
     return out
+
+
+def _clip_pair(low: float, high: float, target: Target | None, diff: bool = False) -> tuple[float, float]:
+    if target is None:
+        return low, high
+    if diff:  # a difference of two values in [low, high] lies in [−width, width]
+        width = target.width
+        return (max(low, -width), min(high, width)) if math.isfinite(width) else (low, high)
+    return target.clip(low), target.clip(high)
+
+
+def _record(unlearner: str, metric: str, by_seed: Seeds, ref: Seeds | None, target: Target | None,
+            reference: str) -> dict[str, Any]:
+    mean, std, low, high, n = mean_ci(by_seed.values())
+    low, high = _clip_pair(low, high, target)
+    record = {"unlearner": unlearner, "metric": metric, "target": target.describe() if target else "",
+              "mean": mean, "std": std, "ci95_low": low, "ci95_high": high, "n": n, "reference": reference,
+              "diff_vs_reference": math.nan, "diff_ci95_low": math.nan, "diff_ci95_high": math.nan, "n_paired": 0}
+    if ref is not None and unlearner != reference:
+        shared = [s for s in by_seed if s in ref]
+        if shared:
+            d_mean, _, d_low, d_high, d_n = mean_ci(by_seed[s] - ref[s] for s in shared)
+            d_low, d_high = _clip_pair(d_low, d_high, target, diff=True)
+            record.update(diff_vs_reference=d_mean, diff_ci95_low=d_low, diff_ci95_high=d_high, n_paired=d_n)
+    return record
+
+
+def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE, targets: Mapping[str, Target] | None = None,
+              identity: str = IDENTITY) -> list[dict[str, Any]]:
+    """One record per (unlearner, metric) and one per unlearner for ``gold_gap``; see
+    :data:`SUMMARY_COLUMNS`. The paired difference (this unlearner − ``reference``) is taken seed
+    by seed over the seeds both have. Without ``targets`` nothing is ranked or checked."""
+    targets = targets or {}
+    grouped = {k: v for k, v in final_values(rows).items() if v}  # drop keys with only non-finite values
+    unlearners = list(dict.fromkeys(u for u, _ in grouped))
+    metrics = list(dict.fromkeys(m for _, m in grouped))
+    records = {(u, m): _record(u, m, by_seed, grouped.get((reference, m)), lookup(m, targets), reference)
+               for (u, m), by_seed in grouped.items()}
+    for u, gaps in seed_gold_gaps(grouped, reference, targets).items():
+        records[(u, GOLD_GAP)] = _record(u, GOLD_GAP, gaps, None, GOLD_GAP_TARGET, reference)
+    checks = {m: check_metric(grouped.get((reference, m), {}), grouped.get((identity, m), {}), lookup(m, targets))
+              for m in metrics}
+    role = {u: ROLE_GOLD if u == reference else ROLE_IDENTITY if u == identity else ROLE_METHOD for u in unlearners}
+    gaps = {u: r["mean"] for (u, m), r in records.items() if m == GOLD_GAP and role[u] == ROLE_METHOD}
+    rank = {u: 1 + sum(other < g for other in gaps.values()) for u, g in gaps.items()}
+    for (u, m), r in records.items():
+        r.update(role=role[u], rank=rank.get(u, ""), self_check=checks.get(m, ""), best=False)
+    _mark_best(records, reference, targets)
+    order = sorted(unlearners, key=lambda u: (role[u] == ROLE_METHOD, role[u] == ROLE_IDENTITY, u not in rank,
+                                              rank.get(u, 0), unlearners.index(u)))
+    return [records[(u, m)] for u in order for m in [GOLD_GAP, *metrics] if (u, m) in records]
+
+
+def _mark_best(records: dict[tuple[str, str], dict[str, Any]], reference: str, targets: Mapping[str, Target]) -> None:
+    """Set ``best`` on the method(s) closest to each metric's target (not for flagged metrics)."""
+    by_metric: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (_, m), r in records.items():
+        if r["role"] == ROLE_METHOD and r["self_check"] not in FLAGGED and math.isfinite(r["mean"]):
+            by_metric[m].append(r)
+    for m, candidates in by_metric.items():
+        target = GOLD_GAP_TARGET if m == GOLD_GAP else lookup(m, targets)
+        if target is None:
+            continue
+        gold = records.get((reference, m), {}).get("mean")
+        scores = [target.distance(r["mean"], gold) for r in candidates]
+        finite = [s for s in scores if math.isfinite(s)]
+        if finite:
+            for r, s in zip(candidates, scores):
+                r["best"] = s <= min(finite) + 1e-12
 
 
 def write_summary(records: list[dict[str, Any]], path: str | Path) -> None:
@@ -93,69 +223,169 @@ def write_summary(records: list[dict[str, Any]], path: str | Path) -> None:
         writer.writerows(records)
 
 
-def _num(x: float) -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4g}"
+# ------------------------------------------------------------------------------ formatting
+def _bounded(target: Target | None) -> bool:
+    return target is not None and math.isfinite(target.width) and max(abs(target.low), abs(target.high)) <= 10
 
 
-def _interval(low: float, high: float) -> str:
-    return "-" if math.isnan(low) else f"[{low:.4g}, {high:.4g}]"
+def fmt(value: Any, target: Target | None = None, digits: int = 3, rounding: str = "nearest", tiny: bool = True) -> str:
+    """One number: fixed ``digits`` decimals for a metric with a small finite range (0.000 to 1.000),
+    ``digits`` significant digits otherwise or, with ``tiny``, where fixed decimals would show a
+    non-zero value as 0 (a mutual information of 7e-05 nats); "-" for a missing value. ``rounding``
+    "down" or "up" rounds fixed decimals outwards (for interval bounds, so they hold the mean)."""
+    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if _bounded(target) and (value == 0 or abs(value) >= 0.5 * 10 ** -digits or not tiny):
+        if rounding != "nearest":
+            scale = 10 ** digits
+            value = (math.floor if rounding == "down" else math.ceil)(round(value * scale, 6)) / scale
+        text = f"{value:.{digits}f}"
+    else:
+        text = f"{value:.{digits}g}"
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def format_table(records: list[dict[str, Any]], metrics: list[str] | None = None) -> str:
-    """A text table, one block per metric and one line per unlearner: mean, std, 95% CI, n and the
-    paired difference to the reference with its 95% CI."""
+def fmt_interval(low: float, high: float, target: Target | None = None, digits: int = 3) -> str:
+    """``[low, high]``, fixed decimals rounded outwards (significant digits when both ends are tiny)."""
+    if math.isnan(low):
+        return ""
+    tiny = max(abs(low), abs(high)) < 0.5 * 10 ** -digits
+    return f"[{fmt(low, target, digits, 'down', tiny)}, {fmt(high, target, digits, 'up', tiny)}]"
+
+
+def fmt_diff(value: float, target: Target | None = None, digits: int = 3) -> str:
+    """A signed difference, in the metric's fixed decimals (a difference too small to show is +0.000)."""
+    text = fmt(value, target, digits, tiny=False)
+    return text if text in ("-", "inf", "-inf") or text.startswith("-") else "+" + text
+
+
+def format_table(records: list[dict[str, Any]], targets: Mapping[str, Target] | None = None) -> str:
+    """The long table: one block per metric (its target and self-check in the block's title), one
+    line per unlearner: rank, mean, 95% CI, n, the paired difference to the reference and its 95% CI."""
     if not records:
         return "(no results)"
-    metrics = metrics or list(dict.fromkeys(r["metric"] for r in records))
+    targets = targets or {}
     by_metric: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_metric[r["metric"]].append(r)
     reference = records[0].get("reference", REFERENCE)
-    header = ["metric", "unlearner", "mean", "std", "95% CI", "n", f"Δ vs {reference}", "95% CI of Δ"]
-    body = []
-    for m in metrics:
-        for i, r in enumerate(by_metric.get(m, [])):
-            diff = r.get("diff_vs_reference", math.nan)
-            body.append([m if i == 0 else "", r["unlearner"], _num(r["mean"]), _num(r["std"]),
-                         _interval(r["ci95_low"], r["ci95_high"]), str(r["n"]),
-                         _num(diff), _interval(r.get("diff_ci95_low", math.nan), r.get("diff_ci95_high", math.nan))])
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in [header, *body]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    header = ["unlearner", "rank", "mean", "95% CI", "n", f"Δ vs {reference}", "95% CI of Δ"]
+    blocks: list[tuple[str, list[list[str]]]] = []
+    for m, group in by_metric.items():
+        target = GOLD_GAP_TARGET if m == GOLD_GAP else lookup(m, targets)
+        check = group[0].get("self_check", "")
+        title = " · ".join(x for x in (m, group[0].get("target") or "no target declared",
+                                       f"self-check: {check}" if check else "") if x)
+        body = [[r["unlearner"], "ref" if r.get("role", ROLE_METHOD) != ROLE_METHOD else str(r.get("rank", "")),
+                 fmt(r["mean"], target) + ("*" if r.get("best") else ""), fmt_interval(r["ci95_low"], r["ci95_high"], target),
+                 str(r["n"]), "" if r["unlearner"] == reference else fmt_diff(r.get("diff_vs_reference", math.nan), target),
+                 fmt_interval(r.get("diff_ci95_low", math.nan), r.get("diff_ci95_high", math.nan), target)]
+                for r in group]
+        blocks.append((title, body))
+    widths = [max(len(row[i]) for _, body in blocks for row in [header, *body]) for i in range(len(header))]
+
+    def line(row: list[str]) -> str:
+        return ("  " + "  ".join(v.ljust(w) for v, w in zip(row, widths))).rstrip()
+
+    lines = []
+    for title, body in blocks:
+        lines += [title, line(header), *map(line, body), ""]
+    lines.append(f"* best method per metric; rank: by gold gap; ref: the references; Δ: paired difference to {reference}")
     return "\n".join(lines)
 
 
-def format_wide(records: list[dict[str, Any]], max_width: int = 110) -> str:
-    """The end-of-run table: one row per unlearner, one column per metric, cells "mean ± std";
-    columns wrap into blocks that fit ``max_width`` characters."""
+def _clip_text(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | None = None,
+                max_width: int = TABLE_WIDTH, headline: Iterable[str] = HEADLINE) -> str:
+    """The end-of-run table: one row per unlearner (references first, then by gold-gap rank), the
+    gold gap and as many headline metrics as fit in ``max_width`` characters, each as
+    "mean [95% CI]" (and the paired Δ to gold for an "as gold" metric); ``*`` marks the best
+    method per column, ``!`` a metric that fails the self-check. Never wider than ``max_width``."""
     if not records:
         return "(no results)"
-    unlearners = list(dict.fromkeys(r["unlearner"] for r in records))
-    metrics = list(dict.fromkeys(r["metric"] for r in records))
+    targets = targets or {}
+    reference = records[0].get("reference", REFERENCE)
     cells = {(r["unlearner"], r["metric"]): r for r in records}
+    role = {r["unlearner"]: r.get("role", ROLE_METHOD) for r in records}
+    check = {r["metric"]: r.get("self_check", "") for r in records}
+    unlearners = list(role)
+    identity = next((u for u, ro in role.items() if ro == ROLE_IDENTITY), IDENTITY)
+    metrics = [m for m in check if m != GOLD_GAP]
+    ranked = GOLD_GAP in check
 
-    def cell(u: str, m: str) -> str:
+    def mean_cell(u: str, m: str, target: Target | None, interval: bool = True) -> str:
         r = cells.get((u, m))
         if r is None:
             return "-"
-        return _num(r["mean"]) if math.isnan(r["std"]) else f"{_num(r['mean'])} ± {r['std']:.2g}"
+        text = fmt(r["mean"], target) + ("*" if r.get("best") else " ")
+        return f"{text} {fmt_interval(r['ci95_low'], r['ci95_high'], target, digits=2) if interval else ''}".rstrip()
 
-    name_width = max(len("unlearner"), *(len(u) for u in unlearners))
-    columns = [(m, [cell(u, m) for u in unlearners]) for m in metrics]
-    blocks, block, width = [], [], name_width
-    for m, values in columns:
-        w = max(len(m), *(len(v) for v in values)) + 2
-        if block and width + w > max_width:
-            blocks.append(block)
-            block, width = [], name_width
-        block.append((m, values, w))
-        width += w
-    blocks.append(block)
-    out = []
-    for block in blocks:
-        out.append("unlearner".ljust(name_width) + "".join(f"  {m}".ljust(w) for m, _, w in block).rstrip())
-        out.append("-" * name_width + "".join("  " + "-" * (w - 2) for _, _, w in block))
-        for i, u in enumerate(unlearners):
-            out.append(u.ljust(name_width) + "".join(f"  {values[i]}".ljust(w) for _, values, w in block).rstrip())
-        out.append("")
-    return "\n".join(out).rstrip()
+    def column(header: str, sub: str, values: list[str]) -> tuple[list[str], int]:
+        texts = [header, sub, *values]
+        return texts, max(len(t) for t in texts)
+
+    ranks = ["ref" if role[u] != ROLE_METHOD else str(cells.get((u, GOLD_GAP), {}).get("rank") or "-") for u in unlearners]
+    columns = [column("rank", "", ranks), column("unlearner", "", [_clip_text(u, 24) for u in unlearners])]
+    if ranked:
+        columns.append(column("gold gap", "ideal 0", [mean_cell(u, GOLD_GAP, GOLD_GAP_TARGET, False) for u in unlearners]))
+    width = sum(w for _, w in columns) + 2 * (len(columns) - 1)
+    headline = [h for h in headline if h in metrics]
+    shown = []
+    for m in headline + [m for m in metrics if m not in headline]:
+        target = lookup(m, targets)
+        new = [column(m + (" !" if check[m] in FLAGGED else ""), target.describe() if target else "",
+                      [mean_cell(u, m, target) for u in unlearners])]
+        if target is not None and target.kind == "gold":
+            new.append(column("", "Δ gold", ["" if u == reference or (u, m) not in cells
+                                             else fmt_diff(cells[(u, m)]["diff_vs_reference"], target) for u in unlearners]))
+        extra = sum(w + 2 for _, w in new)
+        if width + extra <= max_width:
+            columns += new
+            width += extra
+            shown.append(m)
+    lines = ["  ".join(texts[i].ljust(w) for texts, w in columns).rstrip() for i in range(len(unlearners) + 2)]
+    lines.insert(2, "  ".join("-" * w for _, w in columns))
+    seeds = max(r["n"] for r in records)
+    notes = [f"Cells: mean over {seeds} seed(s) [95% CI, clipped to the metric's range]; Δ: paired difference to "
+             f"{reference}; * best method per column; ref: the references ({reference}: the target, "
+             f"{identity}: no unlearning)."]
+    if ranked:
+        gold_metrics = [m for m in metrics if (t := lookup(m, targets)) is not None and t.kind == "gold"]
+        notes.append(f"Rank by gold gap: mean |m − m_{reference}| / range over {', '.join(gold_metrics)} (0 = as {reference}).")
+        if (identity, GOLD_GAP) in cells:
+            bar = cells[(identity, GOLD_GAP)]["mean"]
+            gaps = [r["mean"] for (u, m), r in cells.items() if m == GOLD_GAP and role[u] == ROLE_METHOD]
+            notes.append(f"{identity} (no unlearning) has gold gap {fmt(bar, GOLD_GAP_TARGET)}: "
+                         f"{sum(g < bar for g in gaps)} of {len(gaps)} method(s) are closer to {reference}.")
+    flagged = [m for m in metrics if check[m] in FLAGGED]
+    if flagged:
+        notes.append(f"! self-check: these metrics do not separate {reference} from {identity} here, do not rank on "
+                     f"them alone: {', '.join(flagged)}.")
+    elif any(check[m] == UNCHECKED for m in metrics):
+        notes.append(f"Self-check not run: it needs {reference} and {identity} on at least two seeds.")
+    rest = [m for m in metrics if m not in shown]
+    if rest:
+        notes.append(f"Also in summary.csv: {', '.join(rest)}.")
+    lines.append("")
+    for note in notes:
+        lines += textwrap.wrap(note, max_width)
+    return "\n".join(lines)
+
+
+def headline(rows: Iterable[dict[str, Any]], targets: Mapping[str, Target] | None = None, limit: int = 4) -> str:
+    """One job's headline metrics on one line, e.g. ``accuracy_forget 0.000, umia_accuracy 0.957``
+    (final ``ok`` values in :data:`HEADLINE` order, then the job's errors), for a log line."""
+    rows = list(rows)
+    targets = targets or {}
+    values = {r["metric"]: r["value"] for r in rows if r.get("status") == "ok" and r.get("step") in (None, "")}
+    parts = [f"{m} {fmt(float(values[m]), lookup(m, targets))}" for m in HEADLINE if m in values][:limit]
+    errors = [r["metric"] for r in rows if r.get("status") == "error"]
+    if errors:
+        parts.append(f"{len(errors)} error(s): {', '.join(errors)}")
+    return ", ".join(parts) if parts else "no metrics"

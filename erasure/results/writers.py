@@ -124,7 +124,9 @@ def _cell(value: Any) -> Any:
 class WandbWriter(Writer):
     """One Weights & Biases run per (seed, unlearner): the resolved config, final metrics in the
     run summary, trajectory rows as logged history. ``mode`` "offline" (the default) needs no
-    account; the runs are written under ``output.dir/wandb`` and can be synced later."""
+    account; the runs are written under ``output.dir/wandb`` and can be synced later. With
+    ``--overwrite`` the earlier runs under ``output.dir/wandb`` are deleted first (runs already
+    synced to a server stay there)."""
 
     def __init__(self, project: str = "erasure", mode: Literal["offline", "online", "disabled"] = "offline",
                  entity: str | None = None, group: str | None = None, tags: list[str] | None = None):
@@ -136,6 +138,10 @@ class WandbWriter(Writer):
 
     def open(self, run: RunInfo) -> None:
         super().open(run)
+        if run.overwrite:
+            import shutil
+
+            shutil.rmtree(run.output_dir / "wandb", ignore_errors=True)
         os.environ.setdefault("WANDB_SILENT", "true")
         import wandb  # imported here: it is slow to import and optional at run time
 

@@ -76,6 +76,11 @@ class MIRegularized(Unlearner):
         self.stop_threshold = stop_threshold
         self.trajectory = trajectory
 
+    @property
+    def uses_gold(self) -> bool:  # type: ignore[override]
+        """Only the ``gold_accuracy`` stop rule reads the gold model."""
+        return self.stop == "gold_accuracy"
+
     def check(self) -> None:
         needs_threshold = self.stop in ("forget_accuracy", "mutual_information")
         if needs_threshold and self.stop_threshold is None:

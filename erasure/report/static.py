@@ -1,0 +1,128 @@
+"""The report's figures as PNG and PDF files, drawn with matplotlib from the same
+:class:`~erasure.report.figures.Figure` data as the HTML page."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from erasure.report.figures import Figure, Panel
+
+MARKERS = {"star": "*", "x": "X", "circle": "o", "diamond": "D", "square": "s", "triangle-up": "^"}
+
+
+def _categories(panel: Panel) -> list[str]:
+    return list(dict.fromkeys(x for t in panel.traces for x in t.x))
+
+
+def _errors(center: list[float], bounds: tuple[list[float], list[float]] | None) -> Any:
+    if bounds is None:
+        return None
+    low, high = (np.asarray(b, float) for b in bounds)
+    c = np.asarray(center, float)
+    return np.nan_to_num(np.vstack([c - low, high - c]).clip(min=0))
+
+
+def draw_panel(ax: Any, panel: Panel) -> None:
+    """Draw one panel's traces on a matplotlib axis."""
+    from matplotlib.ticker import MaxNLocator
+
+    categories = _categories(panel) if panel.categorical_x else []
+    position = {c: i for i, c in enumerate(categories)}
+    series = [t for t in panel.traces if t.kind in ("points", "line")]
+    distributions = [t for t in panel.traces if t.kind == "distribution"]
+    for t in panel.traces:
+        label = t.name if t.legend else None
+        x = [position[v] + 0.12 * (series.index(t) - (len(series) - 1) / 2) for v in t.x] if categories and t in series else t.x
+        if t.kind == "points":
+            ax.scatter(x, t.y, s=(t.size * (1.8 if t.role == "gold" else 1)) ** 2 * 0.6, c=t.color, alpha=t.opacity,
+                       marker=MARKERS.get(t.symbol, "o"), label=label, zorder=3, edgecolors="white" if t.opacity == 1 else "none",
+                       linewidths=0.5)
+            if t.x_error is not None or t.y_error is not None:
+                ax.errorbar(x, t.y, xerr=_errors(t.x, t.x_error), yerr=_errors(t.y, t.y_error), fmt="none",
+                            ecolor=t.color, elinewidth=1, capsize=2, zorder=2)
+        elif t.kind == "line":
+            ax.plot(x, t.y, color=t.color, marker=".", label=label, linestyle="--" if t.dash else "-")
+            if t.band is not None:
+                ax.fill_between(x, t.band[0], t.band[1], color=t.color, alpha=0.15, linewidth=0)
+        elif t.kind == "hline":
+            ax.axhline(t.y[0], color=t.color, linestyle="--", linewidth=1.2, label=label)
+    if distributions:
+        drawable = [(np.asarray(t.y, float), position[t.x[0]], t) for t in distributions if len(t.y) > 1]
+        if drawable:
+            parts = ax.violinplot([d for d, _, _ in drawable], positions=[p for _, p, _ in drawable], widths=0.8,
+                                  showmedians=True)
+            for body, (_, _, t) in zip(parts["bodies"], drawable):
+                body.set_facecolor(t.color)
+                body.set_alpha(0.5)
+            for key in ("cbars", "cmins", "cmaxes", "cmedians"):
+                parts[key].set_color("#333333")
+        for t in distributions:
+            if len(t.y) == 1:
+                ax.scatter([position[t.x[0]]], t.y, c=t.color)
+    if categories:
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories, rotation=30, ha="right", fontsize=8)
+    if panel.x_log:
+        ax.set_xscale("log")
+    if panel.x_integer:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if panel.y_integer:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if panel.y_range:
+        ax.set_ylim(*panel.y_range)
+    ax.set_title(panel.title, fontsize=10)
+    if not categories:
+        ax.set_xlabel(panel.x_label)
+    ax.set_ylabel(panel.y_label)
+    ax.grid(alpha=0.3)
+
+
+def draw(figure: Figure) -> Any:
+    """The matplotlib figure of a :class:`~erasure.report.figures.Figure` (legend outside the panels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(figure.panels)
+    cols = max(1, min(figure.columns, n))
+    rows = math.ceil(n / cols)
+    categories = max((len(_categories(p)) for p in figure.panels if p.categorical_x), default=0)
+    width = max(5.2, 0.45 * categories)  # a panel with many categories gets room for their labels
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, 4.0 * rows), squeeze=False)
+    for ax, panel in zip(axes.flat, figure.panels):
+        draw_panel(ax, panel)
+        if n == 1:
+            ax.set_title("")  # the figure's title names it
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles: dict[str, Any] = {}
+    for ax in axes.flat:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    fig.suptitle(figure.title)
+    fig.tight_layout()
+    if handles:
+        fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
+                   frameon=False)
+    return fig
+
+
+def save(figure: Figure, paths: list[Path]) -> list[Path]:
+    """Write the figure to each path (the format follows the suffix: .png, .pdf, .svg)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw(figure)
+    for path in paths:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return [Path(p) for p in paths]
+
+
+def render(figure: Figure, directory: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Write ``<directory>/<figure.key>.<format>`` for each format."""
+    return save(figure, [Path(directory) / f"{figure.key}.{fmt}" for fmt in formats])

@@ -1,0 +1,168 @@
+"""What each metric should be: its target, direction and range, and the gold gap built on them.
+
+Every evaluator declares, in ``metric_targets`` on its class, one :class:`Target` per metric it
+produces (a key may be a pattern such as ``"accuracy_*"``, matched with :mod:`fnmatch`):
+
+* ``ideal(v)``: a fixed value is best (retain accuracy 1, a divergence to gold 0);
+* ``as_gold()``: the best value is the gold (retrained) model's on the same seed (forget
+  accuracy, membership attacks, AUS, ...). These metrics make up the gold gap;
+* ``informational()``: no target (timings, counts); an optional direction says which way is
+  cheaper (``wall_seconds`` lower, ``speedup_vs_gold`` higher).
+
+A run writes the targets it used to ``targets.json`` beside ``results.csv`` so that summaries
+and reports of a results directory need none of the evaluators' code. Metrics without a
+declaration are shown but never ranked.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping
+
+Kind = Literal["ideal", "gold", "none"]
+Direction = Literal["higher", "lower", "closer"]
+TARGETS_FILE = "targets.json"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The goal of one metric: ``kind`` (ideal value, as gold, or none), the ideal ``value`` for
+    kind "ideal", the metric's range [``low``, ``high``] (``None``: open) and, for kind "none",
+    which ``direction`` is cheaper or better, if any."""
+
+    kind: Kind
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+    direction: Direction | None = None
+
+    @property
+    def better(self) -> Direction | None:
+        """Which way is better: "higher" or "lower" for an ideal at an end of the range (or a
+        directed informational metric), "closer" to the ideal or to gold otherwise."""
+        if self.kind == "ideal":
+            if self.value == self.high:
+                return "higher"
+            if self.value == self.low:
+                return "lower"
+            return "closer"
+        return "closer" if self.kind == "gold" else self.direction
+
+    @property
+    def width(self) -> float:
+        """high − low, or NaN for an open range."""
+        if self.low is None or self.high is None:
+            return math.nan
+        return self.high - self.low
+
+    def describe(self) -> str:
+        """``as gold``, ``ideal 1``, ``lower is better`` or ``informational``."""
+        if self.kind == "gold":
+            return "as gold"
+        if self.kind == "ideal":
+            return f"ideal {self.value:g}"
+        return f"{self.direction} is better" if self.direction else "informational"
+
+    def clip(self, value: float) -> float:
+        """``value`` clipped to the range (NaN stays NaN)."""
+        if math.isnan(value):
+            return value
+        if self.low is not None:
+            value = max(value, self.low)
+        if self.high is not None:
+            value = min(value, self.high)
+        return value
+
+    def distance(self, value: float, gold: float | None = None) -> float:
+        """How far ``value`` is from the target (the ideal, or ``gold`` for kind "gold"); for kind
+        "none", a value to minimise (−value where higher is better), or NaN without direction."""
+        if self.kind == "ideal":
+            return abs(value - self.value)
+        if self.kind == "gold":
+            return math.nan if gold is None else abs(value - gold)
+        if self.direction is None:
+            return math.nan
+        return value if self.direction == "lower" else -value
+
+
+def ideal(value: float, low: float | None = 0.0, high: float | None = 1.0) -> Target:
+    """A fixed ideal ``value`` in [low, high] (default range [0, 1])."""
+    return Target("ideal", float(value), low, high)
+
+
+def as_gold(low: float | None = 0.0, high: float | None = 1.0) -> Target:
+    """The gold model's value on the same seed is the target (default range [0, 1])."""
+    return Target("gold", None, low, high)
+
+
+def informational(direction: Literal["higher", "lower"] | None = None, low: float | None = 0.0,
+                  high: float | None = None) -> Target:
+    """No target; ``direction`` says which way is cheaper or better, if any."""
+    return Target("none", None, low, high, direction)
+
+
+def lookup(metric: str, targets: Mapping[str, Target]) -> Target | None:
+    """The target of ``metric``: an exact key first, then the first pattern that matches."""
+    if metric in targets:
+        return targets[metric]
+    for pattern, target in targets.items():
+        if any(c in pattern for c in "*?[") and fnmatch.fnmatchcase(metric, pattern):
+            return target
+    return None
+
+
+def targets_of(evaluators: Iterable[Any]) -> dict[str, Target]:
+    """The ``metric_targets`` declared by evaluator classes (or instances), later ones winning."""
+    out: dict[str, Target] = {}
+    for evaluator in evaluators:
+        cls = evaluator if isinstance(evaluator, type) else type(evaluator)
+        out.update(getattr(cls, "metric_targets", {}) or {})
+    return out
+
+
+def registered_targets() -> dict[str, Target]:
+    """The targets of every registered evaluator (the built-ins and any imported plugin)."""
+    from erasure.core.registry import registry
+
+    return targets_of(registry("evaluator").values())
+
+
+def write_targets(targets: Mapping[str, Target], path: str | Path) -> None:
+    Path(path).write_text(json.dumps({k: asdict(t) for k, t in targets.items()}, indent=1, sort_keys=True) + "\n")
+
+
+def read_targets(path: str | Path) -> dict[str, Target]:
+    """Targets from a ``targets.json`` written by :func:`write_targets`."""
+    data = json.loads(Path(path).read_text())
+    return {k: Target(**v) for k, v in data.items()}
+
+
+def normalised_gap(value: float, gold: float, target: Target) -> float:
+    """|value − gold| in [0, 1]: divided by the range's width, or, for an open range, relative to
+    |gold| and capped at 1 (0 when both are 0)."""
+    gap = abs(value - gold)
+    if math.isfinite(target.width) and target.width > 0:
+        return min(gap / target.width, 1.0)
+    if gap == 0:
+        return 0.0
+    return min(gap / abs(gold), 1.0) if gold != 0 else 1.0
+
+
+def gold_gap(values: Mapping[str, float], gold_values: Mapping[str, float], targets: Mapping[str, Target]) -> float:
+    """The gold gap: the mean over the metrics of ``gold_values`` whose target is "as gold" of
+    :func:`normalised_gap` (|m − m_gold| / the metric's range), so every metric weighs alike and
+    the gap lies in [0, 1] (0: the gold model's values). NaN when a metric is missing from
+    ``values`` or not finite, or when no metric has a gold target."""
+    gaps = []
+    for metric, gold in gold_values.items():
+        target = lookup(metric, targets)
+        if target is None or target.kind != "gold":
+            continue
+        value = values.get(metric, math.nan)
+        if not (math.isfinite(value) and math.isfinite(gold)):
+            return math.nan
+        gaps.append(normalised_gap(value, gold, target))
+    return float(sum(gaps) / len(gaps)) if gaps else math.nan
