@@ -33,6 +33,7 @@ from erasure.core.timing import Timing, measure
 from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions, make_partitions
 from erasure.evaluators.base import Outcome
+from erasure.results.files import atomic_write_text
 from erasure.results.summary import format_wide, summarize, write_summary
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 from erasure.models.training import TrainingRecipe, train_model
@@ -293,7 +294,7 @@ class Runner:
                 w.open(info)
         except ConfigError as exc:
             raise exc.in_file(exp.file)
-        (exp.output_dir / "config.resolved.json").write_text(json.dumps(info.config, indent=2))
+        atomic_write_text(exp.output_dir / "config.resolved.json", json.dumps(info.config, indent=2))
         states = self.prepare_seeds()
         jobs = []
         skipped = 0

@@ -6,12 +6,15 @@ rebuilds them from any results file.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
+
+from erasure.results.files import atomic_write_text, escape_cell
 
 REFERENCE = "GoldModel"
 SUMMARY_COLUMNS = ["unlearner", "metric", "mean", "std", "ci95_low", "ci95_high", "n",
@@ -77,10 +80,12 @@ def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE) -> lis
 
 
 def write_summary(records: list[dict[str, Any]], path: str | Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, SUMMARY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
+    """``summary.csv``, written atomically; text cells escaped as in the results CSV."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, SUMMARY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows([{k: escape_cell(v) for k, v in r.items()} for r in records])
+    atomic_write_text(path, out.getvalue())
 
 
 def _num(x: float) -> str:

@@ -1,0 +1,105 @@
+"""Result files that stay where they belong.
+
+- :func:`check_file_name`: a writer's file name is a plain name inside the output directory.
+- :func:`atomic_write_text`: a whole file written through a temporary file and ``os.replace``,
+  never through a symbolic link.
+- :func:`escape_cell` / :func:`unescape_cell`: text cells a spreadsheet would run as a formula
+  get a leading ``'`` (OWASP's advice for CSV injection), undone when erasure reads them back.
+- :func:`output_lock`: one run at a time per output directory.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from erasure.core.errors import ConfigError
+
+LOCK_NAME = ".erasure.lock"
+#: First characters that make a spreadsheet read a cell as a formula (and the escape mark itself).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+NAME_MAX = 255
+
+
+def check_file_name(name: Any, path: str) -> None:
+    """Refuse a file name that would leave the output directory or hide in it: separators,
+    ``..``, absolute paths, a leading dot (``.profile``), control characters, over-long names."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"expected a file name, got {name!r}", path)
+    problem = None
+    if "/" in name or "\\" in name:
+        problem = "it contains a path separator"
+    elif name.startswith("."):
+        problem = "it starts with a dot"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problem = "it contains a control character"
+    elif len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
+        problem = f"it is longer than {NAME_MAX} bytes"
+    if problem:
+        raise ConfigError(f"expected a plain file name inside output.dir, got {name!r} ({problem})", path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` in one step: a temporary file beside it, fsync, ``os.replace``.
+
+    A reader sees the old file or the new one, never half of it. ``path`` may not be a
+    symbolic link or a directory (a planted link must not redirect the write); the temporary
+    file is created exclusively, so it cannot be a link either.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link; refusing to write through it "
+                          "(remove the link or choose another output.dir)", "output.dir")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; cannot write a file there", "output.dir")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def escape_cell(value: Any) -> Any:
+    """A text cell starting like a formula (``=``, ``+``, ``-``, ``@``, tab, CR) or with the escape
+    mark ``'`` gets one more ``'`` in front; numbers are left alone (so ``-0.5`` stays a number)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def unescape_cell(text: str) -> str:
+    """Undo :func:`escape_cell` on a cell read back from a CSV file."""
+    return text[1:] if text.startswith("'") else text
+
+
+def output_lock(directory: str | Path):
+    """The lock (``directory/.erasure.lock``) that keeps a second run out of an output directory.
+
+    A ``filelock.FileLock`` with timeout 0: acquiring it while another process (or thread) holds
+    it raises ``filelock.Timeout`` at once. Within one thread it is reentrant, so a driver can hold
+    it for a whole run (``with output_lock(dir): ...``) while :class:`~erasure.results.writers.CSVWriter`
+    acquires it again from ``open`` to ``close``. The operating system releases it when the
+    process dies, so a killed run leaves no stale lock.
+    """
+    from filelock import FileLock
+
+    return FileLock(str(Path(directory).resolve() / LOCK_NAME), timeout=0, is_singleton=True)
+
+
+def acquire_output_lock(directory: str | Path):
+    """Acquire :func:`output_lock`; a held lock becomes a :class:`ConfigError` that says so."""
+    from filelock import Timeout
+
+    lock = output_lock(directory)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(f"another erasure run is writing to {directory} (it holds {lock.lock_file}); "
+                          "wait for it to finish or choose another output.dir", "output.dir") from None
+    return lock
