@@ -1,6 +1,5 @@
 """Result files that stay where they belong.
 
-- :func:`check_file_name`: a writer's file name is a plain name inside the output directory.
 - :func:`atomic_write_text`: a whole file written through a temporary file and ``os.replace``,
   never through a symbolic link.
 - :func:`escape_cell` / :func:`unescape_cell`: text cells a spreadsheet would run as a formula
@@ -19,25 +18,6 @@ from erasure.core.errors import ConfigError
 LOCK_NAME = ".erasure.lock"
 #: First characters that make a spreadsheet read a cell as a formula (and the escape mark itself).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
-NAME_MAX = 255
-
-
-def check_file_name(name: Any, path: str) -> None:
-    """Refuse a file name that would leave the output directory or hide in it: separators,
-    ``..``, absolute paths, a leading dot (``.profile``), control characters, over-long names."""
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"expected a file name, got {name!r}", path)
-    problem = None
-    if "/" in name or "\\" in name:
-        problem = "it contains a path separator"
-    elif name.startswith("."):
-        problem = "it starts with a dot"
-    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
-        problem = "it contains a control character"
-    elif len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
-        problem = f"it is longer than {NAME_MAX} bytes"
-    if problem:
-        raise ConfigError(f"expected a plain file name inside output.dir, got {name!r} ({problem})", path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

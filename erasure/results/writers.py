@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from erasure.core.errors import ConfigError
+from erasure.core.paths import check_file_name
 from erasure.core.registry import Component
-from erasure.results.files import acquire_output_lock, atomic_write_text, check_file_name, escape_cell, unescape_cell
+from erasure.results.files import acquire_output_lock, atomic_write_text, escape_cell, unescape_cell
 
 log = logging.getLogger("erasure.results")
 
