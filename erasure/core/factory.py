@@ -207,7 +207,9 @@ def _dry_loss(cls: type, params: dict) -> Any:
 
     loss = cls(**params)
     try:
-        value = loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
     except Exception as exc:
         raise ConfigError(f"{cls.__name__} does not fit a classification task, which gives a loss logits (N, C) "
                           f"and class indices (N,): {' '.join(str(exc).split())}") from exc

@@ -95,6 +95,7 @@ class PyGSource(DataSource):
 PLANETOID_GLOBALS = {
     ("builtins", "object"), ("builtins", "list"), ("builtins", "dict"), ("builtins", "set"),
     ("collections", "defaultdict"), ("collections", "OrderedDict"), ("copyreg", "_reconstructor"),
+    ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
     ("numpy", "ndarray"), ("numpy", "dtype"),
     *((f"numpy.{core}.{module}", name) for core in ("core", "_core")
       for module, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"))),
