@@ -59,7 +59,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"the config is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})", file=file) from exc
     try:
-        data = json5.loads(text, object_pairs_hook=_Object)
+        try:
+            data = json.loads(text, object_pairs_hook=_Object)  # plain JSON: the same result, much faster
+        except json.JSONDecodeError:
+            data = json5.loads(text, object_pairs_hook=_Object)
     except RecursionError as exc:
         raise ConfigError(f"the config is nested too deeply (at most {MAX_DEPTH} levels)", file=file) from exc
     except ValueError as exc:
