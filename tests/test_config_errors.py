@@ -159,14 +159,31 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 # ------------------------------------------------------------------ what the run would hit, caught by --validate
-@pytest.mark.parametrize("text, fragment", [
-    ("[" * 3000 + "]" * 3000, "nested too deeply"),
-    ('{"name": "x", "seeds": ' + "[" * 40 + "]" * 40 + "}", "nested too deeply"),
-    ('{"name": "caf\xe9"}'.encode("latin-1"), "not UTF-8 text (byte 0xe9 at offset 13)"),
-    ("{" + " " * (1 << 20) + "}", "larger than 1 MiB"),
-    ('{"name": "x", "seeds": [NaN]}', "seeds[0]: expected a finite number"),
+def deep(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def tiny_text(tmp_path: Path, change) -> str:
+    config = tiny_config(tmp_path)
+    change(config)
+    return json.dumps(config, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda tmp: "[" * 3000 + "]" * 3000, "nested too deeply"),
+    (lambda tmp: tiny_text(tmp, lambda c: c["unlearners"][0].update(parameters={"x": deep(500)})),
+     "unlearners[0].parameters.x[0][0][0]"),
+    (lambda tmp: tiny_text(tmp, lambda c: c.update(name="caf\xe9")).encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+    (lambda tmp: tiny_text(tmp, lambda c: None)[:-1] + " " * (1 << 20) + "}", "larger than 1 MiB"),
+    (lambda tmp: tiny_text(tmp, lambda c: c["training"].update(
+        optimizer={"class": "SGD", "parameters": {"lr": 0.1, "momentum": float("nan")}})),
+     "training.optimizer.parameters.momentum: expected a finite number"),
 ])
-def test_file_level_problems(tmp_path, capsys, text, fragment):
+def test_file_level_problems(tmp_path, capsys, make, fragment):
+    text = make(tmp_path)
     path = tmp_path / "bad.jsonc"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
     code = main([str(path), "--validate"])

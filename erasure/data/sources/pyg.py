@@ -122,7 +122,10 @@ def no_code_from_pickles() -> Iterator[None]:
     which also overrides PyG's explicit ``weights_only=False``; PyG registers its data classes as
     safe globals) and Planetoid's raw-file reader uses :class:`DataUnpickler`."""
     import torch_geometric.io.planetoid as planetoid
+    import torch_geometric.typing
 
+    if not torch_geometric.typing.WITH_PT24:
+        raise RuntimeError("loading PyG data without running code from its files needs torch >= 2.4")
     previous_env = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
     previous_pickle = planetoid.pickle
     os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
