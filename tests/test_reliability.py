@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, make_runner, tiny_config
 from erasure.cli import main
 from erasure.results import writers
-from erasure.results.files import output_lock
+from erasure.results.files import lock_output_dir
 from erasure.results.writers import COLUMNS, CSVWriter, RunInfo, journal_path, read_rows
 
 PLUGINS = str(Path(__file__).resolve().parent / "plugins")
@@ -156,15 +156,15 @@ def test_labels_with_separators_through_runs(tmp_path):
 
 # ------------------------------------------------------------------ one run at a time per output directory
 def try_lock_elsewhere(directory: Path) -> str:
-    code = ("import sys\nfrom erasure.results.files import acquire_output_lock\n"
-            "try:\n    acquire_output_lock(sys.argv[1]); print('acquired')\n"
+    code = ("import sys\nfrom erasure.results.files import lock_output_dir\n"
+            "try:\n    lock_output_dir(sys.argv[1]); print('acquired')\n"
             "except Exception as exc:\n    print(exc)\n")
     return subprocess.run([sys.executable, "-c", code, str(directory)], env=ENV, capture_output=True,
                           text=True, timeout=60).stdout
 
 
 def test_the_driver_can_hold_the_lock_for_a_whole_run(tmp_path):
-    with output_lock(tmp_path):
+    with lock_output_dir(tmp_path):
         writer = open_writer(tmp_path)  # reentrant within the thread that holds it
         writer.write(job("A"))
         writer.close()

@@ -4,7 +4,7 @@
   never through a symbolic link.
 - :func:`escape_cell` / :func:`unescape_cell`: text cells a spreadsheet would run as a formula
   get a leading ``'`` (OWASP's advice for CSV injection), undone when erasure reads them back.
-- :func:`output_lock`: one run at a time per output directory.
+- :func:`lock_output_dir`: one run at a time per output directory.
 """
 from __future__ import annotations
 
@@ -58,28 +58,21 @@ def unescape_cell(text: str) -> str:
     return text[1:] if text.startswith("'") else text
 
 
-def output_lock(directory: str | Path):
-    """The lock (``directory/.erasure.lock``) that keeps a second run out of an output directory.
+def lock_output_dir(directory: str | Path) -> Any:
+    """Take the lock ``directory/.erasure.lock`` that keeps a second run out of an output directory.
 
-    A ``filelock.FileLock`` with timeout 0: acquiring it while another process (or thread) holds
-    it raises ``filelock.Timeout`` at once. Within one thread it is reentrant, so a driver can hold
-    it for a whole run (``with output_lock(dir): ...``) while :class:`~erasure.results.writers.CSVWriter`
-    acquires it again from ``open`` to ``close``. The operating system releases it when the
-    process dies, so a killed run leaves no stale lock.
+    Held by another process (or thread), it is refused at once with a :class:`ConfigError`.
+    Returns filelock's proxy: ``with lock_output_dir(d): ...`` holds it for a block (a driver, for
+    a whole run), ``proxy.lock.release()`` lets it go. Within one thread it is reentrant, so
+    :class:`~erasure.results.writers.CSVWriter` takes it again from ``open`` to ``close`` while a
+    driver holds it. The operating system drops it when the process dies: no stale lock after a kill.
     """
-    from filelock import FileLock
+    from filelock import FileLock, Timeout
 
-    return FileLock(str(Path(directory).resolve() / LOCK_NAME), timeout=0, is_singleton=True)
-
-
-def acquire_output_lock(directory: str | Path):
-    """Acquire :func:`output_lock`; a held lock becomes a :class:`ConfigError` that says so."""
-    from filelock import Timeout
-
-    lock = output_lock(directory)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(Path(directory).resolve() / LOCK_NAME), timeout=0, is_singleton=True)
     try:
-        lock.acquire()
+        return lock.acquire()
     except Timeout:
         raise ConfigError(f"another erasure run is writing to {directory} (it holds {lock.lock_file}); "
                           "wait for it to finish or choose another output.dir", "output.dir") from None
-    return lock

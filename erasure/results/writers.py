@@ -18,7 +18,7 @@ from typing import Any, Literal
 from erasure.core.errors import ConfigError
 from erasure.core.paths import check_file_name
 from erasure.core.registry import Component
-from erasure.results.files import acquire_output_lock, atomic_write_text, escape_cell, unescape_cell
+from erasure.results.files import atomic_write_text, escape_cell, lock_output_dir, unescape_cell
 
 log = logging.getLogger("erasure.results")
 
@@ -132,7 +132,7 @@ class CSVWriter(Writer):
     there, so rows of a write cut short are dropped on the next open and the job runs again.
     On a rerun, jobs whose rows are all ``ok`` are skipped and failed jobs run again (their old
     rows removed). Rows of a different config (another ``config_hash``) are refused unless
-    ``--overwrite``. :meth:`open` takes the output directory's lock (:func:`output_lock`) and
+    ``--overwrite``. :meth:`open` takes the output directory's lock (:func:`~erasure.results.files.lock_output_dir`) and
     :meth:`close` releases it: a second run into the same directory is refused meanwhile.
     Text cells that a spreadsheet would run as a formula are written with a leading ``'``
     (:func:`~erasure.results.files.escape_cell`); :func:`read_rows` removes it.
@@ -150,7 +150,7 @@ class CSVWriter(Writer):
 
     def open(self, run: RunInfo) -> None:
         super().open(run)
-        self._lock = acquire_output_lock(run.output_dir)
+        self._lock = lock_output_dir(run.output_dir)
         try:
             self._check_header()
             rows = [] if run.overwrite else read_rows(self.path)
@@ -214,9 +214,9 @@ class CSVWriter(Writer):
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
-        lock = getattr(self, "_lock", None)
-        if lock is not None:
-            lock.release()
+        held = getattr(self, "_lock", None)
+        if held is not None:
+            held.lock.release()
             self._lock = None
 
 
