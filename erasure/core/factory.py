@@ -53,9 +53,10 @@ def import_user_modules(modules: list[str], path: str = "imports") -> None:
 def check_plugin_module(module: Any, path: str) -> None:
     """Refuse, before importing anything, a module that ``imports`` may not name.
 
-    Allowed: modules of ``erasure`` and ``torch``; the user's own modules (found outside the
-    standard library and outside site-packages: the working directory, ``PYTHONPATH``, an
-    editable checkout); installed packages that declare an ``erasure.plugins`` entry point.
+    Allowed: modules of ``erasure`` and ``torch``; the user's own modules (found on the Python
+    path outside the standard library and site-packages: the directory of ``main.py``,
+    ``PYTHONPATH``, an editable checkout); installed packages that declare an ``erasure.plugins``
+    entry point.
     Never a ``__main__`` module (it runs a program when imported).
     """
     _check_module_name(module, path)
