@@ -262,3 +262,10 @@ def test_duplicate_keys_are_a_warning_with_their_path(tmp_path, capsys, caplog):
     code, err = run_cli(tmp_path, text, capsys, "--validate")
     assert code == 0, err
     assert "bad.jsonc: training.epochs: this key is given more than once" in caplog.text
+
+
+def test_split_that_the_data_cannot_take(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["data"]["split"]["test_fraction"] = 0.001  # a test set of 1 sample cannot hold 3 classes
+    code, err = run_cli(tmp_path, config, capsys)
+    assert code == 2 and "bad.jsonc: data.split: cannot split 240 samples" in err and "Traceback" not in err, err
