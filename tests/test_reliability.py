@@ -21,7 +21,7 @@ from conftest import ROOT, make_runner, tiny_config
 from erasure.cli import main
 from erasure.results import writers
 from erasure.results.files import lock_output_dir
-from erasure.results.writers import COLUMNS, CSVWriter, RunInfo, journal_path, read_rows
+from erasure.results.writers import COLUMNS, CSVWriter, RunInfo, journal_path, read_journal, read_rows
 
 PLUGINS = str(Path(__file__).resolve().parent / "plugins")
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), PLUGINS]))
@@ -202,33 +202,46 @@ def test_a_second_run_into_the_same_directory_is_refused(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ killed at random points
+def committed_jobs(results: Path) -> int:
+    journal = read_journal(results)
+    return len(journal[1]) if journal else 0
+
+
+def kill_at_random_points(config_path: Path, results: Path, jobs: int, job_seconds: float, kills: int,
+                          rng: random.Random) -> int:
+    """Run ``python main.py`` and SIGKILL it after a random number of committed jobs plus a random
+    fraction of a job, ``kills`` times (fewer if a run finishes first); returns the kills made."""
+    made = 0
+    for _ in range(kills):
+        target = rng.randint(committed_jobs(results), jobs - 1)
+        previous = journal_path(results).stat().st_mtime_ns if journal_path(results).exists() else None
+        run = subprocess.Popen([sys.executable, str(ROOT / "main.py"), str(config_path), "--no-progress"], env=ENV,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while run.poll() is None and (not journal_path(results).exists()  # until the run has opened its results
+                                      or journal_path(results).stat().st_mtime_ns == previous
+                                      or committed_jobs(results) < target):
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0, job_seconds))
+        if run.poll() is None:
+            run.send_signal(signal.SIGKILL)
+            made += 1
+        run.wait(timeout=120)
+    return made
+
+
 def test_runs_killed_at_random_points_resume_to_the_uninterrupted_rows(tmp_path):
-    rng = random.Random(15)
     config = tiny_config(tmp_path, seeds=[0, 1], unlearners=CHEAP_UNLEARNERS)
     clean = copy.deepcopy(config)
     clean["output"]["dir"] = str(tmp_path / "clean")
     start = time.monotonic()
     expected = metric_values(read_rows(make_runner(clean).run().results_path))
-    duration = time.monotonic() - start
+    jobs = 2 * len(CHEAP_UNLEARNERS)
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     results = Path(config["output"]["dir"]) / "results.csv"
-    kills = 0
-    for _ in range(3):
-        previous = journal_path(results).stat().st_mtime_ns if journal_path(results).exists() else None
-        run = subprocess.Popen([sys.executable, str(ROOT / "main.py"), str(path), "--no-progress"], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        while run.poll() is None and (not journal_path(results).exists()
-                                      or journal_path(results).stat().st_mtime_ns == previous):
-            time.sleep(0.01)  # until the run has opened its results
-        time.sleep(rng.uniform(0, duration))
-        if run.poll() is None:
-            run.send_signal(signal.SIGKILL)
-            kills += 1
-        run.wait(timeout=120)
-        committed = metric_values(read_rows(results))
-        assert all(expected[k] == v for k, v in committed.items()), "a committed row differs from the clean run's"
+    kills = kill_at_random_points(path, results, jobs, (time.monotonic() - start) / jobs, 3, random.Random(15))
+    committed = metric_values(read_rows(results))
+    assert all(expected[k] == v for k, v in committed.items()), "a committed row differs from the clean run's"
     make_runner(config).run()
     final = metric_values(read_rows(results))
-    print(f"killed {kills} runs; rows lost: {len(set(expected) - set(final))}")
-    assert kills >= 2 and final == expected
+    assert kills >= 2 and final == expected, f"{kills} kills, {len(set(expected) - set(final))} rows lost"
