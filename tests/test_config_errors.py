@@ -269,3 +269,9 @@ def test_split_that_the_data_cannot_take(tmp_path, capsys):
     config["data"]["split"]["test_fraction"] = 0.001  # a test set of 1 sample cannot hold 3 classes
     code, err = run_cli(tmp_path, config, capsys)
     assert code == 2 and "bad.jsonc: data.split: cannot split 240 samples" in err and "Traceback" not in err, err
+
+
+def test_class_forget_without_classes(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["data"]["forget"]["parameters"]["classes"] = []
+    expect_error(tmp_path, capsys, config, "data.forget.parameters.classes", "at least one class")
