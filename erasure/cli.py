@@ -103,6 +103,11 @@ def list_components(kind: str) -> str:
     return "\n".join(lines)
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks, NUL and other unprintable characters shown as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         if args.debug:
             raise
-        print(f"config error: {exc}", file=sys.stderr)
+        print(f"config error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished jobs are in the results file; rerun to resume", file=sys.stderr)
@@ -155,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from erasure.execution.runner import RunError
 
         label = "error" if isinstance(exc, RunError) else f"unexpected error ({type(exc).__name__})"
-        print(f"{label}: {exc}\n(rerun with --debug for the traceback)", file=sys.stderr)
+        print(f"{label}: {one_line(str(exc))}\n(rerun with --debug for the traceback)", file=sys.stderr)
         return 1
 
 

@@ -156,3 +156,122 @@ def test_debug_shows_the_traceback(tmp_path):
 
     with pytest.raises(ConfigError):
         main([str(path), "--debug"])
+
+
+# ------------------------------------------------------------------ what the run would hit, caught by --validate
+def deep(levels: int) -> list:
+    value: list = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def tiny_text(tmp_path: Path, change) -> str:
+    config = tiny_config(tmp_path)
+    change(config)
+    return json.dumps(config, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda tmp: "[" * 3000 + "]" * 3000, "nested too deeply"),
+    (lambda tmp: tiny_text(tmp, lambda c: c["unlearners"][0].update(parameters={"x": deep(500)})),
+     "unlearners[0].parameters.x[0][0][0]"),
+    (lambda tmp: tiny_text(tmp, lambda c: c.update(name="caf\xe9")).encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+    (lambda tmp: tiny_text(tmp, lambda c: None)[:-1] + " " * (1 << 20) + "}", "larger than 1 MiB"),
+    (lambda tmp: tiny_text(tmp, lambda c: c["training"].update(
+        optimizer={"class": "SGD", "parameters": {"lr": 0.1, "momentum": float("nan")}})),
+     "training.optimizer.parameters.momentum: expected a finite number"),
+])
+def test_file_level_problems(tmp_path, capsys, make, fragment):
+    text = make(tmp_path)
+    path = tmp_path / "bad.jsonc"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    code = main([str(path), "--validate"])
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.jsonc" in err and fragment in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("name", ["bad\0.jsonc", "x" * 5000 + ".jsonc"])
+def test_unreadable_config_paths(tmp_path, capsys, name):
+    code = main([str(tmp_path / name), "--validate"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("config error:") and "cannot read the config" in err
+    assert len(err.strip().splitlines()) == 1, "one line, the NUL shown as an escape"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32])
+def test_seeds_outside_32_bits(tmp_path, capsys, seed):
+    expect_error(tmp_path, capsys, tiny_config(tmp_path, seeds=[0, seed]), "seeds[1]", "expected a value")
+
+
+@pytest.mark.parametrize("where, value, path, fragment", [
+    ("output", "a\0b", "output.dir", "NUL"),
+    ("output", "x" * 300, "output.dir", "at most 255 bytes"),
+    ("root", "data\0pyg", "data.source.parameters.root", "NUL"),
+    ("root", "d/" * 2100, "data.source.parameters.root", "at most 4096 bytes"),
+])
+def test_nul_and_over_long_paths(tmp_path, capsys, where, value, path, fragment):
+    config = tiny_config(tmp_path)
+    if where == "output":
+        config["output"]["dir"] = value
+    else:
+        config["data"]["source"] = {"class": "PyGSource", "parameters": {"root": value}}
+    expect_error(tmp_path, capsys, config, path, fragment)
+
+
+def test_model_without_parameters(tmp_path, capsys):
+    config = tiny_config(tmp_path, model={"class": "torch.nn.Identity"})
+    expect_error(tmp_path, capsys, config, "model", "Identity has no trainable parameters")
+
+
+def test_optimizer_that_needs_a_closure(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["training"]["optimizer"] = {"class": "LBFGS"}
+    expect_error(tmp_path, capsys, config, "training.optimizer", "LBFGS needs a closure")
+    spec = {"class": "FineTuning", "parameters": {"optimizer": {"class": "LBFGS"}}}
+    expect_error(tmp_path, capsys, with_unlearner(tmp_path, spec), "unlearners[2].parameters.optimizer", "closure")
+
+
+def test_scheduler_that_divides_by_zero(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["training"]["scheduler"] = {"class": "StepLR", "parameters": {"step_size": 0}}
+    expect_error(tmp_path, capsys, config, "training.scheduler.parameters", "StepLR rejects these parameters", "by zero")
+
+
+@pytest.mark.parametrize("loss, fragment", [
+    ({"class": "BCEWithLogitsLoss"}, "does not fit a classification task"),
+    ({"class": "MSELoss"}, "does not fit a classification task"),
+    ({"class": "CrossEntropyLoss", "parameters": {"reduction": "none"}}, "not one number"),
+])
+def test_loss_that_does_not_fit_the_task(tmp_path, capsys, loss, fragment):
+    config = tiny_config(tmp_path)
+    config["training"]["loss"] = loss
+    expect_error(tmp_path, capsys, config, "training.loss", fragment)
+
+
+def test_cache_dir_that_is_a_file(tmp_path, capsys):
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("")
+    config = tiny_config(tmp_path, cache={"enabled": True, "dir": str(blocker)})
+    expect_error(tmp_path, capsys, config, "cache.dir", "is not a directory")
+
+
+def test_duplicate_keys_are_a_warning_with_their_path(tmp_path, capsys, caplog):
+    text = json.dumps(tiny_config(tmp_path), indent=1).replace('"epochs": 5', '"epochs": 1, "epochs": 5')
+    assert text.count('"epochs"') == 2
+    code, err = run_cli(tmp_path, text, capsys, "--validate")
+    assert code == 0, err
+    assert "bad.jsonc: training.epochs: this key is given more than once" in caplog.text
+
+
+def test_split_that_the_data_cannot_take(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["data"]["split"]["test_fraction"] = 0.001  # a test set of 1 sample cannot hold 3 classes
+    code, err = run_cli(tmp_path, config, capsys)
+    assert code == 2 and "bad.jsonc: data.split: cannot split 240 samples" in err and "Traceback" not in err, err
+
+
+def test_class_forget_without_classes(tmp_path, capsys):
+    config = tiny_config(tmp_path)
+    config["data"]["forget"]["parameters"]["classes"] = []
+    expect_error(tmp_path, capsys, config, "data.forget.parameters.classes", "at least one class")

@@ -7,11 +7,14 @@ is a :class:`ConfigError` naming the file, the JSON path and what was expected.
 """
 from __future__ import annotations
 
+import collections
 import copy
 import difflib
 import functools
 import hashlib
 import json
+import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -23,30 +26,100 @@ from erasure.core import registry
 from erasure.core.errors import ConfigError, join_path
 from erasure.core.factory import allowed_imports, build, import_user_modules, validate_spec
 from erasure.core.params import check_parameters
+from erasure.core.paths import check_file_name, check_path_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "config.schema.json"
 DEFAULT_EVALUATORS = [{"class": "Accuracy"}]
 DEFAULT_WRITERS = [{"class": "CSVWriter"}]
+#: Larger config files are refused: a config describes an experiment; data belongs in files a data source reads.
+MAX_CONFIG_BYTES = 1 << 20
+#: Deeper nesting of objects and lists is refused (real configs stay below 10 levels).
+MAX_DEPTH = 32
+
+log = logging.getLogger("erasure.config")
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
-    """Parse a JSONC file; a syntax error names its line and column."""
+    """Parse a JSONC file of at most ``MAX_CONFIG_BYTES`` of UTF-8; a syntax error names its line and
+    column; a key given twice in one object is reported as a warning (the last value is used, as in JSON)."""
     import json5
 
-    path = Path(path)
+    file = str(path)
     try:
-        text = path.read_text()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror or exc}", file=str(path)) from exc
+        raise ConfigError(f"cannot read the config: {exc.strerror or exc}", file=file) from exc
+    except ValueError as exc:  # a NUL in the path
+        raise ConfigError(f"cannot read the config: {exc}", file=file) from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"the config is larger than {MAX_CONFIG_BYTES >> 20} MiB; a config describes an experiment, "
+                          "data belongs in files that a data source reads", file=file)
     try:
-        data = json5.loads(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the config is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})", file=file) from exc
+    try:
+        try:
+            data = json.loads(text, object_pairs_hook=_Object)  # plain JSON: the same result, much faster
+        except json.JSONDecodeError:
+            data = json5.loads(text, object_pairs_hook=_Object)
+    except RecursionError as exc:
+        raise ConfigError(f"the config is nested too deeply (at most {MAX_DEPTH} levels)", file=file) from exc
     except ValueError as exc:
         match = re.match(r"<string>:(\d+) (.*) at column (\d+)", str(exc))
-        where = f"line {match[1]}, column {match[3]}: {match[2]}" if match else str(exc)
-        raise ConfigError(f"invalid JSONC at {where}", file=str(path)) from exc
+        where = f"line {match[1]}, column {match[3]}: {match[2]}" if match else " ".join(str(exc).split())
+        raise ConfigError(f"invalid JSONC at {where}", file=file) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a JSON object at the top level, got {type(data).__name__}", file=str(path))
+        raise ConfigError(f"expected a JSON object at the top level, got {type(data).__name__}", file=file)
+    try:
+        check_plain_data(data)
+    except ConfigError as exc:
+        raise exc.in_file(file)
+    duplicates: list[str] = []
+    data = _plain(data, "", duplicates)
+    for where in duplicates:
+        log.warning("%s: %s: this key is given more than once in its object; the last value is used", file, where)
     return data
+
+
+class _Object(dict):
+    """A parsed JSON object that remembers the keys given more than once."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]):
+        super().__init__(pairs)
+        self.duplicates = [k for k, n in collections.Counter(k for k, _ in pairs).items() if n > 1]
+
+
+def _plain(node: Any, path: str, duplicates: list[str]) -> Any:
+    """Plain dicts and lists again, collecting the JSON paths of duplicate keys."""
+    if isinstance(node, dict):
+        duplicates += [join_path(path, k) for k in getattr(node, "duplicates", ())]
+        return {k: _plain(v, join_path(path, k), duplicates) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v, join_path(path, i), duplicates) for i, v in enumerate(node)]
+    return node
+
+
+def check_plain_data(config: Any) -> None:
+    """Nesting of at most ``MAX_DEPTH`` levels, strings and keys without NUL, finite numbers
+    (walked without recursion, so that a deep config fails here and not in a recursive step later)."""
+    stack: list[tuple[Any, str, int]] = [(config, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"nested too deeply (at most {MAX_DEPTH} levels of objects and lists)", path)
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str) or "\0" in key:
+                    raise ConfigError(f"expected keys without NUL characters, got {key!r}", path or "(top level)")
+                stack.append((value, join_path(path, key), depth + 1))
+        elif isinstance(node, list):
+            stack.extend((value, join_path(path, i), depth + 1) for i, value in enumerate(node))
+        elif isinstance(node, str) and "\0" in node:
+            raise ConfigError(f"expected text without NUL characters, got {node[:60]!r}", path)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"expected a finite number, got {node!r}", path)
 
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -79,6 +152,8 @@ def apply_override(config: dict[str, Any], assignment: str) -> None:
         value = json5.loads(value_text)
     except ValueError:
         value = value_text
+    except RecursionError as exc:
+        raise ConfigError(f"--set {path_text}: the value is nested too deeply", "--set") from exc
     node: Any = config
     walked = ""
     for i, token in enumerate(tokens):
@@ -134,6 +209,7 @@ def validate_structure(config: dict[str, Any]) -> None:
     wording = {
         "type": lambda: "expected " + " or ".join(JSON_TYPES.get(v, v) for v in ([value] if isinstance(value, str) else value)),
         "minimum": lambda: f"expected a value >= {value}",
+        "maximum": lambda: f"expected a value <= {value}",
         "exclusiveMinimum": lambda: f"expected a value > {value}",
         "exclusiveMaximum": lambda: f"expected a value < {value}",
         "minItems": lambda: f"expected at least {value} item(s)",
@@ -232,8 +308,8 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
 
-def check_writable(directory: Path, path: str) -> None:
-    """The output directory exists and is writable, or can be created."""
+def check_writable(directory: Path, path: str, *, writable: bool = True) -> None:
+    """The directory exists (and is writable), or can be created."""
     probe = directory
     while not probe.exists():
         if probe.parent == probe:
@@ -241,8 +317,15 @@ def check_writable(directory: Path, path: str) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise ConfigError(f"cannot write to {directory}: {probe} is not a directory", path)
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if writable and not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write to {directory}: {probe} is not writable", path)
+
+
+def check_output_dir(value: str, path: str) -> None:
+    """``output.dir``: a path the file system takes, without ``..`` (a relative one stays under the working directory)."""
+    check_path_text(value, path)
+    if ".." in Path(value).parts:
+        raise ConfigError(f"expected a directory without '..' components, got {value!r}", path)
 
 
 def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check_output: bool = True) -> Experiment:
@@ -252,7 +335,9 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     from erasure.execution.settings import Execution
     from erasure.models.training import TrainingRecipe
 
+    check_plain_data(config)
     validate_structure(config)
+    check_file_name(config["name"], "name")  # it names the default output directory
     imports = list(config.get("imports", []))
     import_user_modules(imports)
     registry.load_builtins()
@@ -297,12 +382,17 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     except ConfigError as exc:
         exc.path = join_path("execution", exc.path)
         raise
+    if "dir" in output:
+        check_output_dir(output["dir"], "output.dir")
     out_dir = Path(output.get("dir", f"results/{config['name']}")).expanduser()
     if base_dir is not None and not out_dir.is_absolute():
         out_dir = base_dir / out_dir
     if check_output:
         check_writable(out_dir, "output.dir")
     cache = config.get("cache", {})
+    if cache.get("dir") is not None and cache.get("enabled", True):
+        check_path_text(cache["dir"], "cache.dir")
+        check_writable(Path(cache["dir"]).expanduser(), "cache.dir", writable=False)
     return Experiment(
         name=config["name"], seeds=list(config.get("seeds", [0])), device=config.get("device", "auto"),
         imports=imports, source=source, split=split, forget=forget, model_spec=model_spec, recipe=recipe,

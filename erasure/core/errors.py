@@ -1,6 +1,11 @@
 """User-facing errors. The CLI turns a :class:`ConfigError` into exit code 2 and one message."""
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from typing import Any, Callable, Iterator
+
 
 class ConfigError(Exception):
     """A config that cannot be run: names the file, the JSON path and what was expected."""
@@ -27,3 +32,27 @@ def join_path(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
+
+
+@contextlib.contextmanager
+def watch_interrupts() -> Iterator[Callable[[], bool]]:
+    """Yield a function that tells whether a real Ctrl-C (SIGINT) arrived within the block.
+
+    It tells a ``KeyboardInterrupt`` that code raised itself from the user's. Where no handler can
+    be installed (outside the main thread, or under another SIGINT handler) every interrupt counts as real.
+    """
+    received: list[int] = []
+    installed = (threading.current_thread() is threading.main_thread()
+                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+    def handler(signum: int, frame: Any) -> None:
+        received.append(signum)
+        signal.default_int_handler(signum, frame)
+
+    if installed:
+        signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(received) or not installed
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -2,9 +2,12 @@
 
 A config is data, never code. NAME is a registered short name or a dotted path
 inside ``erasure``, ``torch`` or a module the config declares under ``imports``;
-any other module is refused before it is imported. The class must subclass the
-base that the slot expects, and its parameters are checked against its
-constructor before anything runs.
+any other module, and any ``__main__`` module, is refused before it is imported.
+``imports`` itself runs the named modules' code, like plugins, so it may only name
+``erasure``, ``torch``, the user's own modules (outside the Python installation) and
+installed packages that declare an ``erasure.plugins`` entry point; see
+docs/security.md. The class must subclass the base that the slot expects, and its
+parameters are checked against its constructor before anything runs.
 """
 from __future__ import annotations
 
@@ -12,15 +15,21 @@ import contextlib
 import contextvars
 import difflib
 import importlib
+import importlib.util
 import inspect
+import sys
+import sysconfig
+import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from erasure.core import registry as reg
-from erasure.core.errors import ConfigError, join_path
+from erasure.core.errors import ConfigError, join_path, watch_interrupts
 from erasure.core.params import check_parameters
 
 BUILTIN_ROOTS = ("erasure", "torch")
+PLUGIN_GROUP = "erasure.plugins"
 _IMPORTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("erasure_imports", default=())
 
 
@@ -35,12 +44,81 @@ def allowed_imports(modules: list[str] | tuple[str, ...]) -> Iterator[None]:
 
 
 def import_user_modules(modules: list[str], path: str = "imports") -> None:
-    """Import contributors' modules so that their components register."""
+    """Import contributors' modules so that their components register (each checked first)."""
     for i, module in enumerate(modules):
+        check_plugin_module(module, join_path(path, i))
+        import_module(module, join_path(path, i))
+
+
+def check_plugin_module(module: Any, path: str) -> None:
+    """Refuse, before importing anything, a module that ``imports`` may not name.
+
+    Allowed: modules of ``erasure`` and ``torch``; the user's own modules (found on the Python
+    path outside the standard library and site-packages: the directory of ``main.py``,
+    ``PYTHONPATH``, an editable checkout); installed packages that declare an ``erasure.plugins``
+    entry point.
+    Never a ``__main__`` module (it runs a program when imported).
+    """
+    _check_module_name(module, path)
+    top = module.split(".")[0]
+    if top in BUILTIN_ROOTS:
+        return
+    if top in sys.stdlib_module_names or top in sys.builtin_module_names:
+        raise ConfigError(f"refusing to import {module!r}: it is part of Python's standard library, not a plugin "
+                          f"(imports may name erasure, torch, your own modules, or installed packages that "
+                          f"declare an {PLUGIN_GROUP!r} entry point)", path)
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name is located without running any code
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ConfigError(f"cannot import module {module!r}: no module named {top!r} on the Python path", path)
+    locations = list(spec.submodule_search_locations or []) or [spec.origin or ""]
+    if any(_installed(location) for location in locations) and top not in declared_plugins():
+        raise ConfigError(f"refusing to import {module!r}: {top!r} is an installed package that does not declare "
+                          f"an {PLUGIN_GROUP!r} entry point (see docs/security.md)", path)
+
+
+def declared_plugins() -> set[str]:
+    """Top-level packages that installed distributions declare as erasure plugins (entry point group
+    ``erasure.plugins``); reading the metadata runs no code."""
+    from importlib.metadata import entry_points
+
+    return {ep.module.split(".")[0] for ep in entry_points(group=PLUGIN_GROUP)}
+
+
+def import_module(module: str, path: str) -> Any:
+    """Import ``module``; whatever it raises, ``SystemExit`` and ``KeyboardInterrupt`` included,
+    becomes a :class:`ConfigError` naming it (a real Ctrl-C still stops the program)."""
+    with watch_interrupts() as interrupted:
         try:
-            importlib.import_module(module)
+            return importlib.import_module(module)
+        except KeyboardInterrupt as exc:
+            if interrupted():
+                raise
+            raise ConfigError(f"importing module {module!r} raised KeyboardInterrupt", path) from exc
+        except SystemExit as exc:
+            raise ConfigError(f"importing module {module!r} called sys.exit({exc.code!r})", path) from exc
         except Exception as exc:  # ImportError, or an error inside the module
-            raise ConfigError(f"cannot import module {module!r}: {exc}", join_path(path, i)) from exc
+            raise ConfigError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}", path) from exc
+
+
+def _check_module_name(module: Any, path: str) -> None:
+    parts = module.split(".") if isinstance(module, str) else [""]
+    if not all(part.isidentifier() for part in parts):
+        raise ConfigError(f"expected a dotted module name like mylab.unlearners, got {module!r}", path)
+    if "__main__" in parts:
+        raise ConfigError(f"refusing to import {module!r}: a __main__ module runs a program when imported", path)
+
+
+def _installed(location: str) -> bool:
+    """Whether a module file or package folder belongs to the Python installation (standard
+    library or site-packages) rather than to the user."""
+    resolved = Path(location).resolve()
+    if {"site-packages", "dist-packages"} & set(resolved.parts):
+        return True
+    stdlib = {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib")}
+    return any(resolved.is_relative_to(root) for root in stdlib)
 
 
 @dataclass(frozen=True)
@@ -87,14 +165,77 @@ def _dummy_params() -> list:
     return [torch.nn.Parameter(torch.zeros(1))]
 
 
+# Trial runs of torch classes named in a config, at validation time: they surface what training
+# would hit later (an optimizer whose step() needs a closure, a scheduler that divides by zero,
+# a loss that does not take logits and class indices, a model with nothing to train).
+
 def _dry_optimizer(cls: type, params: dict) -> Any:
-    return cls(_dummy_params(), **params)
+    closure = inspect.signature(cls.step).parameters.get("closure")
+    if closure is not None and closure.default is inspect.Parameter.empty:
+        raise ConfigError(f"{cls.__name__} needs a closure in step() (it re-evaluates the loss); training and "
+                          "the unlearners call step() without one, so choose another optimizer")
+    optimizer = cls(_dummy_params(), **params)
+    _trial_step(optimizer)
+    return optimizer
 
 
 def _dry_scheduler(cls: type, params: dict) -> Any:
     import torch
 
-    return cls(torch.optim.SGD(_dummy_params(), lr=0.1), **params)
+    optimizer = torch.optim.SGD(_dummy_params(), lr=0.1)
+    scheduler = cls(optimizer, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _trial_step(optimizer)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(1.0)
+        else:
+            scheduler.step()
+    return scheduler
+
+
+def _trial_step(optimizer: Any) -> None:
+    import torch
+
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = torch.ones_like(p)
+    optimizer.step()
+
+
+def _dry_loss(cls: type, params: dict) -> Any:
+    import torch
+
+    loss = cls(**params)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+    except Exception as exc:
+        raise ConfigError(f"{cls.__name__} does not fit a classification task, which gives a loss logits (N, C) "
+                          f"and class indices (N,): {' '.join(str(exc).split())}") from exc
+    if not isinstance(value, torch.Tensor) or value.dim() != 0:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ConfigError(f"{cls.__name__} with these parameters gives {shape}, not one number "
+                          "(training needs a scalar loss: reduction 'mean' or 'sum')")
+    return loss
+
+
+def _dry_model(cls: type, params: dict) -> Any:
+    accepted = set(inspect.signature(cls.__init__).parameters)
+    if accepted & {"input_shape", "num_classes"}:
+        return None  # built for the data; checked when built
+    model = cls(**params)
+    check_trainable(model)
+    return model
+
+
+def check_trainable(model: Any, path: str = "") -> None:
+    """A model must have a trainable parameter: with none there is nothing to train or unlearn
+    (``torch.nn.Identity`` passes any input through and has none)."""
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ConfigError(f"{type(model).__name__} has no trainable parameters: there is nothing to train or unlearn",
+                          path)
 
 
 def _module_base() -> type:
@@ -113,7 +254,7 @@ SLOTS: dict[str, Slot] = {
     "unlearner": _registry_slot("unlearner"),
     "evaluator": _registry_slot("evaluator"),
     "writer": _registry_slot("writer"),
-    "model": Slot("model", _module_base, lambda: reg.registry("model"), ("input_shape", "num_classes")),
+    "model": Slot("model", _module_base, lambda: reg.registry("model"), ("input_shape", "num_classes"), _dry_model),
     "optimizer": Slot(
         "optimizer",
         _optimizer_base,
@@ -126,7 +267,7 @@ SLOTS: dict[str, Slot] = {
         _loss_base,
         lambda: _torch_classes("torch.nn", _loss_base()),
         (),
-        lambda cls, params: cls(**params),
+        _dry_loss,
     ),
     "scheduler": Slot(
         "scheduler",
@@ -175,10 +316,10 @@ def _import_dotted(name: str, path: str) -> Any:
             " (declare your own module under \"imports\")",
             path,
         )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"cannot import module {module_name!r} for class {name!r}: {exc}", path) from exc
+    _check_module_name(module_name, path)
+    if not attr.isidentifier():
+        raise ConfigError(f"expected a dotted class path like package.module.Class, got {name!r}", path)
+    module = import_module(module_name, path)
     if not hasattr(module, attr):
         raise ConfigError(f"module {module_name!r} has no class {attr!r}", path)
     return getattr(module, attr)
@@ -208,8 +349,11 @@ def validate_spec(spec: Any, slot: str, path: str, *, allow_label: bool = False)
     if dry_run is not None and not is_builtin:
         try:
             dry_run(cls, params)
+        except ConfigError as exc:
+            exc.path = exc.path or path
+            raise
         except Exception as exc:
-            raise ConfigError(f"{cls.__name__} rejects these parameters: {exc}", params_path) from exc
+            raise ConfigError(f"{cls.__name__} rejects these parameters: {' '.join(str(exc).split())}", params_path) from exc
     return cls, dict(params)
 
 
@@ -225,6 +369,8 @@ def build(spec: Any, slot: str, path: str, **provided: Any) -> Any:
         raise
     except Exception as exc:
         raise ConfigError(f"cannot build {cls.__name__}: {exc}", join_path(path, "parameters")) from exc
+    if slot == "model":
+        check_trainable(obj, path)
     if isinstance(obj, reg.Component):
         try:
             obj.check()

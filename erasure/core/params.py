@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union
 
 from erasure.core.errors import ConfigError, join_path
+from erasure.core.paths import check_path_text
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class Spec:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class FilePath:
+    """Marks a string parameter that names a file or folder: no NUL, no over-long name
+    (see :func:`erasure.core.paths.check_path_text`)."""
+
+
 PositiveInt = Annotated[int, Range(1)]
 NonNegativeInt = Annotated[int, Range(0)]
 PositiveFloat = Annotated[float, Range(0, low_inclusive=False)]
@@ -74,6 +81,7 @@ OptimizerSpec = Annotated[dict, Spec("optimizer")]
 LossSpec = Annotated[dict, Spec("loss")]
 SchedulerSpec = Annotated[dict, Spec("scheduler")]
 #: An unlearner's optimizer: class and settings; the learning rate is the method's own ``lr`` parameter.
+PathText = Annotated[str, FilePath()]
 MethodOptimizerSpec = Annotated[
     dict, Spec("optimizer", ("lr",), "set the learning rate with the unlearner's 'lr' parameter, not inside 'optimizer'")
 ]
@@ -148,6 +156,8 @@ def _matches(value: Any, hint: Any, path: str) -> bool:
         for meta in args[1:]:
             if isinstance(meta, Range):
                 meta.check(value, path)
+            elif isinstance(meta, FilePath):
+                check_path_text(value, path)
             elif isinstance(meta, Spec) and value is not None:
                 from erasure.core.factory import validate_spec
 

@@ -57,6 +57,10 @@ class ClassForget(ForgetSpec):
         self.classes = classes
         self.fraction = fraction
 
+    def check(self) -> None:
+        if not self.classes:
+            raise ConfigError("expected at least one class to forget, got []", "classes")
+
     def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
         present = set(torch.unique(dataset.targets[train_idx]).tolist())
         missing = [c for c in self.classes if c not in present]

@@ -131,12 +131,16 @@ def split_train_test(dataset: Dataset, split: Split, seed: int) -> tuple[Tensor,
 
     labels = dataset.targets.cpu().numpy()
     positions = np.arange(len(dataset))
-    train, test = train_test_split(
-        positions,
-        test_size=split.test_fraction,
-        random_state=seed,
-        stratify=labels if split.stratified else None,
-    )
+    try:
+        train, test = train_test_split(
+            positions,
+            test_size=split.test_fraction,
+            random_state=seed,
+            stratify=labels if split.stratified else None,
+        )
+    except ValueError as exc:  # too few samples (per class, if stratified) for this fraction
+        raise ConfigError(f"cannot split {len(positions)} samples with test_fraction {split.test_fraction}"
+                          f"{' (stratified)' if split.stratified else ''}: {exc}", "data.split") from exc
     device = dataset.targets.device
     return torch.as_tensor(np.sort(train), device=device), torch.as_tensor(np.sort(test), device=device)
 

@@ -33,6 +33,7 @@ from erasure.execution.safety import user_interrupts_marked
 from erasure.execution.settings import Execution
 from erasure.execution.workspace import RunError, Workspace, params_json, versions
 from erasure.results.directory import save_artifact, summarize_run
+from erasure.results.files import atomic_write_text
 from erasure.results.summary import headline
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 
@@ -51,6 +52,15 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.errors else 0
+
+
+@dataclass
+class _Tally:
+    skipped: int
+    current: set
+    written: int = 0
+    errors: int = 0
+    done: int = 0
 
 
 @contextlib.contextmanager
@@ -123,8 +133,6 @@ class Runner:
 
     # ------------------------------------------------------------------- run
     def run(self) -> RunReport:
-        from tqdm import tqdm
-
         exp = self.exp
         exp.output_dir.mkdir(parents=True, exist_ok=True)
         resolved = exp.resolved_config()
@@ -136,12 +144,37 @@ class Runner:
         if not any(isinstance(w, CSVWriter) for w in writers):
             writers.insert(0, CSVWriter())
         csv_writer = next(w for w in writers if isinstance(w, CSVWriter))
-        try:
-            for w in writers:
-                w.open(info)
-        except ConfigError as exc:
-            raise exc.in_file(exp.file)
-        (exp.output_dir / "config.resolved.json").write_text(json.dumps(resolved, indent=2))
+        opened: list = []
+        try:  # the CSV writer holds the output directory's lock from open to close
+            try:
+                for w in writers:
+                    w.open(info)
+                    opened.append(w)
+            except ConfigError as exc:
+                raise exc.in_file(exp.file)
+            atomic_write_text(exp.output_dir / "config.resolved.json", json.dumps(resolved, indent=2))
+            report = self._run_jobs(writers, csv_writer)
+            rows = [r for r in read_rows(csv_writer.path)
+                    if r["config_hash"] == exp.config_hash and job_key(r) in report.current]
+            records, table = summarize_run(rows, exp.output_dir, resolved, exp.evaluators)
+        finally:
+            for w in opened:
+                try:
+                    w.close()
+                except Exception as exc:  # a writer's cleanup must not hide the results
+                    log.warning("writer %s failed to close: %s", type(w).__name__, exc)
+        self.out(table)
+        self.out(f"\nResults: {csv_writer.path}  ({report.written} rows written, {report.errors} errors)")
+        for r in rows:
+            if r["status"] == "error" and r["run_id"] == self.run_id:
+                self.out(f"  error: seed {r['seed']} {r['unlearner']} {r['metric']}: {r['error']}")
+        return RunReport(csv_writer.path, report.written, report.errors, report.skipped, records)
+
+    def _run_jobs(self, writers: list, csv_writer: CSVWriter) -> "_Tally":
+        """Plan the unfinished jobs, run them on the executor and write their rows as they arrive."""
+        from tqdm import tqdm
+
+        exp = self.exp
         states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
         if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
             try:
@@ -155,7 +188,8 @@ class Runner:
         plan = make_plan(exp, parameters, csv_writer.finished)
         if plan.skipped:
             self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} (--overwrite reruns them).")
-        tally = {"errors": 0, "written": 0, "done": 0}
+        tally = _Tally(skipped=plan.skipped, current={job_key({"seed": s, "unlearner": label, "parameters": p})
+                                                      for s in exp.seeds for label, p in parameters.items()})
         lines = not (self.progress and sys.stderr.isatty())
         bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
 
@@ -169,13 +203,13 @@ class Runner:
                 return
             self._write(writers, result.rows)
             self._save_artifacts(result)
-            tally["errors"] += sum(r["status"] == "error" for r in result.rows)
-            tally["written"] += len(result.rows)
-            tally["done"] += 1
+            tally.errors += sum(r["status"] == "error" for r in result.rows)
+            tally.written += len(result.rows)
+            tally.done += 1
             bar.update()
             bar.set_postfix_str(result.task.describe())
             if lines:
-                self.out(f"[{tally['done']}/{len(plan)}] {result.task.describe()}: {result.seconds:.1f} s, "
+                self.out(f"[{tally.done}/{len(plan)}] {result.task.describe()}: {result.seconds:.1f} s, "
                          f"{headline(_last_request(result.rows))}")
 
         shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
@@ -190,21 +224,7 @@ class Runner:
                 executor.close()
             if shared_cache:
                 shutil.rmtree(shared_cache, ignore_errors=True)
-            for w in writers:
-                try:
-                    w.close()
-                except Exception as exc:  # a writer's cleanup must not hide the results
-                    log.warning("writer %s failed to close: %s", type(w).__name__, exc)
-        current = {job_key({"seed": s, "unlearner": label, "parameters": p})
-                   for s in exp.seeds for label, p in parameters.items()}
-        rows = [r for r in read_rows(csv_writer.path) if r["config_hash"] == exp.config_hash and job_key(r) in current]
-        records, table = summarize_run(rows, exp.output_dir, resolved, exp.evaluators)
-        self.out(table)
-        self.out(f"\nResults: {csv_writer.path}  ({tally['written']} rows written, {tally['errors']} errors)")
-        for r in rows:
-            if r["status"] == "error" and r["run_id"] == self.run_id:
-                self.out(f"  error: seed {r['seed']} {r['unlearner']} {r['metric']}: {r['error']}")
-        return RunReport(csv_writer.path, tally["written"], tally["errors"], plan.skipped, records)
+        return tally
 
     def _write(self, writers: list, rows: list[dict[str, Any]]) -> None:
         for w in list(writers):
@@ -227,7 +247,7 @@ class Runner:
                       **{name: index.tolist() for name, index in final.indices.items()}}
             if len(state.requests) > 1:
                 record["requests"] = [r.unlearning["forget"].tolist() for r in state.requests]
-            (folder / f"seed{state.seed}.json").write_text(json.dumps(record))
+            atomic_write_text(folder / f"seed{state.seed}.json", json.dumps(record))
 
     def _save_artifacts(self, result: JobResult) -> None:
         """Per-example arrays, as ``artifacts/seed<seed>/<unlearner>/<name>.npy`` listed in ``artifacts/index.csv``."""

@@ -4,45 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
-import threading
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
+from erasure.core.errors import watch_interrupts
 from erasure.data.partitions import Partitions
 from erasure.evaluators.base import Undefined
 
-_USER_INTERRUPT = threading.Event()
 _CHUNK = 1 << 22
+_WATCHING: list[Callable[[], bool]] = []  # innermost watch last
 
 
 def interrupted_by_user(exc: BaseException) -> bool:
-    """True for the KeyboardInterrupt of a real Ctrl-C (not one a component raised itself)."""
-    return isinstance(exc, KeyboardInterrupt) and _USER_INTERRUPT.is_set()
+    """True for the KeyboardInterrupt of a real Ctrl-C (not one a component raised itself).
+    Outside :func:`user_interrupts_marked` (e.g. in a pool worker, where Ctrl-C is the driver's)
+    every KeyboardInterrupt is a component's."""
+    return isinstance(exc, KeyboardInterrupt) and bool(_WATCHING) and _WATCHING[-1]()
 
 
 @contextlib.contextmanager
 def user_interrupts_marked() -> Iterator[None]:
-    """While active, a SIGINT (Ctrl-C) is remembered, so :func:`interrupted_by_user` can tell it
-    from a ``KeyboardInterrupt`` or ``SystemExit`` raised inside a component (an error row)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-
-    def handler(signum: int, frame: Any) -> None:
-        _USER_INTERRUPT.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        _USER_INTERRUPT.clear()
+    """While active, a SIGINT (Ctrl-C) is remembered (:func:`erasure.core.errors.watch_interrupts`),
+    so :func:`interrupted_by_user` can tell it from a ``KeyboardInterrupt`` or ``SystemExit``
+    raised inside a component (an error row)."""
+    with watch_interrupts() as real:
+        _WATCHING.append(real)
+        try:
+            yield
+        finally:
+            _WATCHING.pop()
 
 
 def nonfinite_parameters(model: nn.Module, limit: int = 3) -> str:

@@ -11,6 +11,7 @@ experiment. ``summary.csv`` holds all of it; the terminal table shows the headli
 from __future__ import annotations
 
 import csv
+import io
 import math
 import textwrap
 from collections import defaultdict
@@ -20,6 +21,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from erasure.results.targets import Target, gold_gap, ideal, lookup
+from erasure.results.files import atomic_write_text, escape_cell
 
 REFERENCE = "GoldModel"
 IDENTITY = "Identity"
@@ -217,10 +219,12 @@ def _mark_best(records: dict[tuple[str, str], dict[str, Any]], reference: str, t
 
 
 def write_summary(records: list[dict[str, Any]], path: str | Path) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, SUMMARY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
+    """``summary.csv``, written atomically; text cells escaped as in the results CSV."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, SUMMARY_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows([{k: escape_cell(v) for k, v in r.items()} for r in records])
+    atomic_write_text(path, out.getvalue())
 
 
 # ------------------------------------------------------------------------------ formatting

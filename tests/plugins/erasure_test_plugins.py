@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -48,6 +49,22 @@ class KillOnce(Unlearner, register=False):
         if not Path(self.marker).exists():
             Path(self.marker).write_text("killed")
             os.kill(os.getpid(), signal.SIGKILL)
+        return model
+
+
+class WaitForFile(Unlearner, register=False):
+    """Writes ``started`` and waits (up to ``timeout`` seconds) until ``release`` exists: holds a run open."""
+
+    def __init__(self, started: str, release: str, timeout: float = 60.0):
+        self.started = started
+        self.release = release
+        self.timeout = timeout
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        Path(self.started).write_text("waiting")
+        deadline = time.monotonic() + self.timeout
+        while not Path(self.release).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
         return model
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from erasure.core.errors import ConfigError
-from erasure.core.params import PositiveInt
+from erasure.core.params import PathText, PositiveInt
 from erasure.data.dataset import Dataset, DataSource
 from erasure.data.sources.uci import encode_labels, standardise_numeric
 
@@ -47,7 +47,7 @@ class HuggingFaceSource(DataSource):
     ``attribute_columns`` become per-sample attributes (label-encoded).
     """
 
-    def __init__(self, path: str, name: str | None = None, data_files: Any = None,
+    def __init__(self, path: PathText, name: str | None = None, data_files: Any = None,
                  split: str | dict[str, str] | None = None, revision: str | None = None,
                  input_column: str | list[str] = "text", label_column: str = "label",
                  attribute_columns: list[str] = [],  # noqa: B006

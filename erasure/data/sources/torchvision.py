@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from erasure.core.errors import ConfigError
-from erasure.core.params import NonNegativeInt, PositiveFloat
+from erasure.core.params import NonNegativeInt, PathText, PositiveFloat
 from erasure.data.dataset import Dataset, DataSource, LazyInputs
 
 # The standard CIFAR-100 fine → coarse (superclass) table, fine labels in torchvision's order.
@@ -86,7 +86,7 @@ class TorchVisionSource(DataSource):
     (DataLoader with ``num_workers`` workers and pinned memory).
     """
 
-    def __init__(self, dataset: str, root: str = "data", download: bool = True,
+    def __init__(self, dataset: str, root: PathText = "data", download: bool = True,
                  transform: list[dict[str, Any]] | None = None, target: Literal["fine", "coarse"] = "fine",
                  max_memory_gb: PositiveFloat = 4.0, num_workers: NonNegativeInt = 2):
         self.dataset = dataset

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from erasure.core.errors import ConfigError
-from erasure.core.params import PositiveInt
+from erasure.core.params import PathText, PositiveInt
 from erasure.data.dataset import Dataset, DataSource
 
 CATEGORICAL_TYPES = {"categorical", "binary", "nominal", "ordinal"}
@@ -83,7 +83,7 @@ class UCISource(DataSource):
     split: ``data.split`` applies.
     """
 
-    def __init__(self, id: PositiveInt | None = None, name: str | None = None, path: str | None = None,
+    def __init__(self, id: PositiveInt | None = None, name: str | None = None, path: PathText | None = None,
                  target: str | None = None, attribute_columns: list[str] = [],  # noqa: B006
                  drop_attributes: bool = True, categorical_columns: list[str] = []):  # noqa: B006
         self.id = id
