@@ -4,17 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 from erasure.core.params import PositiveInt
+from erasure.evaluators.attack_models import AttackModel, attack_classifier
 from erasure.evaluators.base import Evaluator, Outcome
 
 
-def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, n_splits: int = 10, seed: int = 0) -> float:
+def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray, n_splits: int = 10, seed: int = 0,
+                         attack: AttackModel = "logistic") -> float:
     """Cross-validated accuracy of a logistic regression telling members from non-members by loss.
 
     The larger group is subsampled to the size of the smaller; accuracy is the
     mean over ``n_splits`` stratified shuffle splits (Kurmanji et al. 2023;
     NeurIPS 2023 starting kit). 0.5 means the attacker cannot tell them apart.
+    ``attack`` "mlp" replaces the logistic regression by a small neural network.
     """
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 
     rng = np.random.default_rng(seed)
@@ -27,16 +29,18 @@ def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray
     labels = np.concatenate([np.ones(n), np.zeros(n)])
     # the kit's 10% test share, but at least one sample of each class per split
     cv = StratifiedShuffleSplit(n_splits=n_splits, test_size=max(0.1, 2 / (2 * n)), random_state=seed)
-    return float(cross_val_score(LogisticRegression(), features, labels, cv=cv, scoring="accuracy").mean())
+    return float(cross_val_score(attack_classifier(attack, seed), features, labels, cv=cv, scoring="accuracy").mean())
 
 
 class UMIA(Evaluator):
-    """``umia_accuracy``: loss attack on D_f (members) versus D_t (non-members); ideal 0.5."""
+    """``umia_accuracy``: loss attack on D_f (members) versus D_t (non-members); ideal 0.5.
+    ``attack``: "logistic" (the kit's) or "mlp" (a small neural network)."""
 
-    def __init__(self, n_splits: PositiveInt = 10):
+    def __init__(self, n_splits: PositiveInt = 10, attack: AttackModel = "logistic"):
         self.n_splits = n_splits
+        self.attack = attack
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         members = outcome.losses("unlearned", "forget").cpu().numpy()
         nonmembers = outcome.losses("unlearned", "test").cpu().numpy()
-        return {"umia_accuracy": loss_attack_accuracy(members, nonmembers, self.n_splits, seed=outcome.seed)}
+        return {"umia_accuracy": loss_attack_accuracy(members, nonmembers, self.n_splits, outcome.seed, self.attack)}

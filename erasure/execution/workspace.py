@@ -229,7 +229,16 @@ class Workspace:
             context=ctx, shared_memo=state.shared_memo,
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
             unlearn_reference=lambda seed: self.unlearn_cached(state, label, unlearner, seed),
+            rerun_unlearn=lambda: self.rerun_unlearn(state, label, unlearner),
         )
+
+    def rerun_unlearn(self, state: SeedState, label: str, unlearner: Any) -> tuple[nn.Module, UnlearningContext]:
+        """The job's ``unlearn`` call once more, on a fresh copy of the seed's original with a context
+        built as for the job (same seed), so a deterministic unlearner repeats the job's work exactly."""
+        with torch.random.fork_rng(devices=[]):
+            ctx = self.make_context(state, label)
+            model = unlearner.unlearn(copy.deepcopy(self.reference(state, "original")[0]), ctx)
+        return model, ctx
 
     def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int) -> nn.Module:
         """The same unlearner applied to an original trained with another ``seed``, through the cache.
