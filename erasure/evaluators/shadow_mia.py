@@ -3,7 +3,6 @@ Attacks Against Machine Learning Models", IEEE S&P 2017), as ERASURE runs it aga
 (aiim-research/ERASURE erasure/evaluations/MIA/MembershipInference.py and mia.py)."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,7 +12,7 @@ from torch import Tensor
 
 from erasure.core.params import PositiveInt
 from erasure.core.seeding import derive_seed
-from erasure.evaluators.attack_models import AttackModel, attack_classifier
+from erasure.evaluators.attack_models import AttackModel, attack_classifier, quiet_convergence
 from erasure.evaluators.base import Evaluator, Outcome, Undefined
 from erasure.models.training import predict_logits
 
@@ -47,11 +46,8 @@ def fit_per_class_attack(features: np.ndarray, classes: np.ndarray, membership: 
                          attack: AttackModel = "mlp", seed: int = 0) -> PerClassAttack:
     """Fit Shokri's attack: for each class c, a classifier telling the shadow models' outputs on
     their own training samples of class c (``membership`` 1) from those on unseen ones (0)."""
-    from sklearn.exceptions import ConvergenceWarning
-
     def fit(rows: np.ndarray) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with quiet_convergence():
             return attack_classifier(attack, seed).fit(features[rows], membership[rows])
 
     models = {int(c): fit(classes == c) for c in np.unique(classes)
@@ -72,9 +68,9 @@ class ShadowMIA(Evaluator):
 
     The attacker's data is the benchmark's train and test data together (ERASURE's default draws
     the shadow data from the training set too). Shadow model k trains, with the original's
-    architecture, recipe and its own seed, on |D_train| samples drawn from it at random (Shokri:
-    shadow training sets of the target's size; ERASURE uses 40% of D_train), through the model
-    cache. Its outputs on n of its training samples are "in", on n samples it never saw "out"
+    architecture, recipe and its own seed, on ``shadow_size`` samples drawn from it at random
+    (default |D_train|: Shokri's shadow training sets have the target's size; ERASURE's are 40%
+    of D_train), through the model cache. Its outputs on n of its training samples are "in", on n samples it never saw "out"
     (n = the smaller of the two sets, so the attack data is balanced). Per true class, an attack
     model (``attack``: a small neural network, as in both, or logistic regression) learns in
     versus out from the output vectors (``features``: probabilities as in Shokri, or the logits
@@ -91,10 +87,12 @@ class ShadowMIA(Evaluator):
 
     contract_config = {"parameters": {"num_shadows": 2, "attack": "logistic"}}
 
-    def __init__(self, num_shadows: PositiveInt = 5, attack: AttackModel = "mlp", features: Features = "probabilities"):
+    def __init__(self, num_shadows: PositiveInt = 5, attack: AttackModel = "mlp", features: Features = "probabilities",
+                 shadow_size: PositiveInt | None = None):
         self.num_shadows = num_shadows
         self.attack = attack
         self.features = features
+        self.shadow_size = shadow_size
 
     def attack_data(self, outcome: Outcome) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(features, classes, membership) of every shadow model's n seen and n unseen samples."""
@@ -102,7 +100,10 @@ class ShadowMIA(Evaluator):
             raise RuntimeError("ShadowMIA needs the runner's train_reference hook")
         parts = outcome.reference_partitions
         pool = torch.cat([parts["train"], parts["test"]])
-        size = min(len(parts["train"]), len(pool) - 1)  # a shadow's training set: the target's size
+        size = self.shadow_size or len(parts["train"])
+        if size >= len(pool):
+            raise ValueError(f"shadow_size {size} must be smaller than the attacker's data (train and test: "
+                             f"{len(pool)} samples), so that each shadow model has unseen samples")
         n = min(size, len(pool) - size)
         rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         for k in range(self.num_shadows):
@@ -118,7 +119,7 @@ class ShadowMIA(Evaluator):
         return tuple(np.concatenate(column) for column in zip(*rows))  # type: ignore[return-value]
 
     def fitted_attack(self, outcome: Outcome) -> PerClassAttack:
-        key = ("shadow_mia", self.num_shadows, self.attack, self.features)
+        key = ("shadow_mia", self.num_shadows, self.attack, self.features, self.shadow_size)
         if key not in outcome.shared_memo:
             outcome.shared_memo[key] = fit_per_class_attack(*self.attack_data(outcome), self.attack, outcome.seed)
         return outcome.shared_memo[key]

@@ -93,8 +93,10 @@ def sklearn_score(name: str, targets: Tensor, logits: Tensor, input: str = "auto
 
 
 class SklearnMetric(Evaluator):
-    """``<metric>_<partition>`` (``_<model>`` appended unless ``model`` is "unlearned", or ``name``):
-    ``sklearn.metrics.<metric>`` of a model's predictions on a partition, e.g. ``f1_score`` with
+    """Any scoring function of sklearn.metrics, by name, on one model's predictions on a partition.
+
+    ``<metric>_<partition>`` (``_<model>`` appended unless ``model`` is "unlearned"; or ``name``)
+    = ``sklearn.metrics.<metric>(truth, predictions, **parameters)``, e.g. ``f1_score`` with
     ``parameters`` ``{"average": "macro"}``, ``balanced_accuracy_score``, ``roc_auc_score``
     (on probabilities, one-vs-rest), ``matthews_corrcoef``.
 

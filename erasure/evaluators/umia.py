@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from erasure.core.params import PositiveInt
-from erasure.evaluators.attack_models import AttackModel, attack_classifier
+from erasure.evaluators.attack_models import AttackModel, attack_classifier, quiet_convergence
 from erasure.evaluators.base import Evaluator, Outcome
 
 
@@ -29,7 +29,8 @@ def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray
     labels = np.concatenate([np.ones(n), np.zeros(n)])
     # the kit's 10% test share, but at least one sample of each class per split
     cv = StratifiedShuffleSplit(n_splits=n_splits, test_size=max(0.1, 2 / (2 * n)), random_state=seed)
-    return float(cross_val_score(attack_classifier(attack, seed), features, labels, cv=cv, scoring="accuracy").mean())
+    with quiet_convergence():
+        return float(cross_val_score(attack_classifier(attack, seed), features, labels, cv=cv, scoring="accuracy").mean())
 
 
 class UMIA(Evaluator):
