@@ -35,8 +35,8 @@ class Flops(Evaluator):
     A method that reuses the seed's gold model (GoldModel) is charged gold's training, as RunTime
     charges its seconds. With ``vs_gold``, ``flops_vs_gold`` = gold's training FLOPs / ``flops``
     (like ``speedup_vs_gold``; costs one training per seed). ERASURE's TorchFlops sums the FLOPs
-    that ``torch.profiler`` attributes to its events; FlopCounterMode covers more operators
-    (convolution backward, attention) and counts without profiling.
+    that ``torch.profiler`` attaches to its events: the same on an MLP, but without convolution
+    backward (benchmarks/flops_vs_profiler.py).
     """
 
     def __init__(self, vs_gold: bool = False):
