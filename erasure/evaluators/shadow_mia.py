@@ -70,11 +70,11 @@ class ShadowMIA(Evaluator):
     the shadow data from the training set too). Shadow model k trains, with the original's
     architecture, recipe and its own seed, on ``shadow_size`` samples drawn from it at random
     (default |D_train|: Shokri's shadow training sets have the target's size; ERASURE's are 40%
-    of D_train), through the model cache. Its outputs on n of its training samples are "in", on n samples it never saw "out"
-    (n = the smaller of the two sets, so the attack data is balanced). Per true class, an attack
-    model (``attack``: a small neural network, as in both, or logistic regression) learns in
-    versus out from the output vectors (``features``: probabilities as in Shokri, or the logits
-    that ERASURE passes). Applied to the unlearned model:
+    of D_train), through the model cache. Its outputs on n of its training samples are "in", on
+    n samples it never saw "out" (n = the smaller of the two sets, so the attack data is
+    balanced). Per true class, an attack model (``attack``: a small neural network, as in both,
+    or logistic regression) learns in versus out from the output vectors (``features``:
+    probabilities as in Shokri, or the logits that ERASURE passes). Applied to the unlearned model:
 
     - ``shadow_mia_member_rate_forget``: share of D_f called member (compare with gold's row);
     - ``shadow_mia_member_rate_test``: share of D_t called member (the attack's false positives);
