@@ -7,9 +7,9 @@ Trains the original and gold once (in a fresh temporary model cache), unlearns w
 unlearner, then times ``evaluate`` of every evaluator on a fresh Outcome (so each pays its own
 forward passes; nothing memoised by another evaluator). ForgettingQuality is timed
 cold (its 3N replica models trained into the empty cache) and warm (replicas loaded from the
-cache: what a rerun costs); ULiRA then runs on the replicas ForgettingQuality left in the cache,
-as it does in a job that lists both. Prints one line per
-evaluator: seconds and seconds / unlearn seconds.
+cache: what a rerun costs), and ShadowMIA likewise with its shadow models; ULiRA then runs on
+the replicas ForgettingQuality left in the cache, as it does in a job that lists both. Prints
+one line per evaluator: seconds and seconds / unlearn seconds.
 """
 from __future__ import annotations
 
@@ -31,7 +31,10 @@ from erasure.execution.runner import Runner  # noqa: E402
 from erasure.core.seeding import seed_everything  # noqa: E402
 
 EVALUATORS = ["Accuracy", "RunTime", "UMIA", "EntropyMIA", "MIAEfficacy", "GoldDistance", "ZRF", "RelearnTime",
-              "Scores", "ForgettingQuality", "ULiRA"]
+              "Scores", "UMIA attack=mlp", "SklearnMetric", "ModelDistance", "Flops", "ShadowMIA", "ForgettingQuality",
+              "ULiRA"]
+SPECS = {"UMIA attack=mlp": {"class": "UMIA", "parameters": {"attack": "mlp"}},
+         "SklearnMetric": {"class": "SklearnMetric", "parameters": {"metric": "f1_score", "parameters": {"average": "macro"}}}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     model = entry.unlearner.unlearn(copy.deepcopy(state.original), ctx)
     unlearn_s = time.perf_counter() - t0
-    timing = copy.copy(state.gold_timing)
+    gold_timing = state.models["gold"][1]
+    timing = copy.copy(gold_timing)
 
     def outcome(metrics: dict):
         o = runner.make_outcome(state, entry.label, entry.unlearner, model, ctx, timing)
@@ -62,16 +66,17 @@ def main(argv: list[str] | None = None) -> int:
 
     def spec(name: str) -> dict:
         params = {"num_models": args.num_models} if name in ("ForgettingQuality", "ULiRA") else {}
-        return {"class": name, "parameters": params}
+        return SPECS.get(name, {"class": name, "parameters": params})
 
     metrics: dict = {}
-    print(f"{exp.name}: {entry.label} unlearns in {unlearn_s:.4f} s; gold retrains in {state.gold_timing.wall_seconds:.3f} s; "
+    print(f"{exp.name}: {entry.label} unlearns in {unlearn_s:.4f} s; gold retrains in {gold_timing.wall_seconds:.3f} s; "
           f"torch threads {torch.get_num_threads()}")
-    gold_s = state.gold_timing.wall_seconds
+    gold_s = gold_timing.wall_seconds
     print(f"{'evaluator':<34}{'seconds':>10}{'x unlearn':>12}{'x gold':>10}")
     for name in EVALUATORS:
         evaluator = build(spec(name), "evaluator", name)
-        runs = {"ForgettingQuality": ["cold", "warm"], "ULiRA": ["warm"]}.get(name, ["median"] * args.repeats)
+        runs = {"ForgettingQuality": ["cold", "warm"], "ULiRA": ["warm"], "ShadowMIA": ["cold", "warm"]}.get(
+            name, ["median"] * args.repeats)
         times: dict[str, list[float]] = {}
         for kind in runs:
             o = outcome(metrics)
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             times.setdefault(kind, []).append(time.perf_counter() - t0)
         metrics.update(result)
         for kind, values in times.items():
-            label = name if kind == "median" else f"{name} ({kind}, N={args.num_models})"
+            label = name if kind == "median" else f"{name} ({kind}" + (f", N={args.num_models})" if name != "ShadowMIA" else ")")
             s = statistics.median(values)
             print(f"{label:<34}{s:>10.4f}{s / unlearn_s:>12.1f}{s / gold_s:>10.2f}")
     return 0

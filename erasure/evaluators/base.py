@@ -65,6 +65,9 @@ class Outcome:
     # per-example arrays worth keeping (e.g. ForgettingQuality's per-example ε); the driver saves
     # each as artifacts/seed<seed>/<unlearner>/<name>.npy beside the results
     artifacts: dict[str, Any] = field(default_factory=dict)
+    # rerun_unlearn() -> (model, context): the job's unlearn call once more, on a fresh copy of the
+    # original under the job's seed (for counters that must watch the call, such as Flops)
+    rerun_unlearn: Callable[[], tuple[nn.Module, Any]] | None = None
 
     @property
     def gold(self) -> nn.Module:

@@ -276,7 +276,20 @@ class Workspace:
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
             unlearn_reference=lambda seed, original_seed=None: self.unlearn_cached(
                 state, label, unlearner, seed, original_seed, request),
+            rerun_unlearn=lambda: self.rerun_unlearn(state, label, unlearner, request),
         )
+
+    def rerun_unlearn(self, state: SeedState, label: str, unlearner: Any,
+                      request: int = 0) -> tuple[nn.Module, UnlearningContext]:
+        """The job's ``unlearn`` call once more, on a fresh copy of the seed's original with a context
+        built as for the job (same seed), so a deterministic unlearner repeats the job's work exactly
+        (with several deletion requests, the calls of requests 0..``request`` in turn)."""
+        with torch.random.fork_rng(devices=[]):
+            model = copy.deepcopy(self.reference(state, "original")[0])
+            for r in range(request + 1):
+                ctx = self.make_context(state, label, request=r)
+                model = unlearner.unlearn(model, ctx)
+        return model, ctx
 
     def unlearn_cached(self, state: SeedState, label: str, unlearner: Any, seed: int,
                        original_seed: int | None = None, request: int = 0) -> nn.Module:

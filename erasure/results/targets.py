@@ -115,11 +115,14 @@ def lookup(metric: str, targets: Mapping[str, Target]) -> Target | None:
 
 
 def targets_of(evaluators: Iterable[Any]) -> dict[str, Target]:
-    """The ``metric_targets`` declared by evaluator classes (or instances), later ones winning."""
+    """The ``metric_targets`` declared by evaluator instances (or classes), later ones winning. An
+    evaluator whose metric names depend on its parameters declares them on the instance (a
+    property); its class then contributes nothing."""
     out: dict[str, Target] = {}
     for evaluator in evaluators:
-        cls = evaluator if isinstance(evaluator, type) else type(evaluator)
-        out.update(getattr(cls, "metric_targets", {}) or {})
+        declared = getattr(evaluator, "metric_targets", None)
+        if isinstance(declared, Mapping):
+            out.update(declared)
     return out
 
 
