@@ -324,6 +324,20 @@ def test_hf_text_classifier_reads_the_source_ids_as_transformers_does(tmp_path, 
         assert torch.allclose(model(longer), got, atol=1e-5)  # more padding changes nothing
     assert model.features(ds.inputs[:6]).shape == (6, model.head.in_features)
     assert parametrized_layers(model, ds.inputs[:2])[-1][0] == "head"
+    # per-sample gradients through torch.func.vmap (SSD, Fisher) equal autograd's one sample at a time
+    from torch.func import functional_call, grad, vmap
+
+    params = {n: p.detach() for n, p in model.named_parameters()}
+
+    def loss(p, x, y):
+        return torch.nn.functional.cross_entropy(functional_call(model, p, (x[None],)), y[None])
+
+    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(params, ds.inputs[:3], ds.targets[:3])
+    for i in range(3):
+        model.zero_grad()
+        torch.nn.functional.cross_entropy(model(ds.inputs[i : i + 1]), ds.targets[i : i + 1]).backward()
+        for n, p in model.named_parameters():
+            assert torch.allclose(per_sample[n][i], p.grad, atol=1e-6), n
 
 
 def test_a_new_head_for_other_classes_is_seeded(tmp_path, offline):
@@ -361,6 +375,8 @@ def test_hf_text_classifier_end_to_end_offline(tmp_path, offline):
     make_runner(config(tmp_path, {"class": "HuggingFaceSource", "parameters": spec},
                        {"class": "HFTextClassifier", "parameters": {"path": str(tmp_path / "model")}},
                        {"class": "RandomForget", "parameters": {"count": 4}}, epochs=10,
-                       unlearners=[{"class": "GoldModel"}, {"class": "CFk", "parameters": {"k": 1, "epochs": 1}}])).run()
-    rows = results(tmp_path)
+                       unlearners=[{"class": "GoldModel"}, {"class": "CFk", "parameters": {"k": 1, "epochs": 1}},
+                                   {"class": "SSD", "parameters": {"alpha": 1.0}}])).run()
+    rows = results(tmp_path)  # every row ok: SSD's per-sample gradients run on the transformer
     assert rows[("GoldModel", "accuracy_test")] >= 0.9  # the words decide the label: the pair learns it
+    assert ("SSD", "accuracy_forget") in rows

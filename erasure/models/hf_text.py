@@ -1,6 +1,9 @@
 """Pretrained transformer text classifiers (BERT, DistilBERT, DeBERTa, RoBERTa...) from ``transformers``."""
 from __future__ import annotations
 
+import sys
+
+import torch
 from torch import Tensor
 
 from erasure.core.params import NonNegativeInt, PositiveInt
@@ -65,7 +68,17 @@ class HFTextClassifier(Model):
         self.head = _split_last_linear(self.body)
         if self.head.out_features != num_classes:
             raise ValueError(f"the last linear layer of {type(self.body).__name__} is not its classifier")
+        # Architectures whose masks come from transformers' masking_utils (BERT, DistilBERT, RoBERTa...)
+        # get the 4D mask made in advance: the 2D path skips the mask when a batch has no padding,
+        # a data-dependent test that per-sample gradients (torch.func.vmap: SSD, Fisher) cannot run.
+        self._full_mask = hasattr(sys.modules[type(self.body).__module__], "create_bidirectional_mask")
 
     def features(self, x: Tensor) -> Tensor:
         x = x.long()
-        return self.body(input_ids=swap_padding(x, self.pad_token_id), attention_mask=(x != 0).long()).logits
+        mask = x != 0
+        if self._full_mask:
+            from transformers.masking_utils import create_bidirectional_mask
+
+            shape = torch.empty(*x.shape, 0, dtype=self.head.weight.dtype, device=x.device)  # batch, length, dtype
+            mask = create_bidirectional_mask(self.body.config, shape, mask, allow_is_bidirectional_skip=False)
+        return self.body(input_ids=swap_padding(x, self.pad_token_id), attention_mask=mask).logits
