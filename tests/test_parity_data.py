@@ -112,6 +112,7 @@ def test_pyg_download_false_holds_for_any_class(tmp_path):
     with pytest.raises(RuntimeError, match="download is false"):
         source({"dataset": "MoleculeNet", "name": "BBBP", "root": str(tmp_path), "download": False}).load()
     assert not any((tmp_path / "bbbp" / "raw").glob("*"))  # nothing fetched
+    assert len(source({"dataset": "KarateClub", "download": False}).load()) == 34  # bundled: nothing to refuse
 
 
 def test_pyg_fake_graphs_end_to_end(tmp_path):

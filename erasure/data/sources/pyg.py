@@ -68,7 +68,12 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 def _refusing_download(cls: type, what: str) -> type:
-    """``cls`` whose ``download`` raises: PyG calls it only when raw files are missing."""
+    """``cls`` whose ``download`` raises (PyG calls it only when raw files are missing); ``cls`` itself
+    when it downloads nothing (KarateClub, FakeDataset)."""
+    from torch_geometric.data import Dataset as PyGDataset
+
+    if cls.download is PyGDataset.download:
+        return cls
 
     def download(self: Any) -> None:
         raise RuntimeError(f"{what}: no files in {self.raw_dir} and download is false; "
