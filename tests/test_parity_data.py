@@ -81,6 +81,8 @@ def test_pyg_one_graph_is_node_classification():
     assert nodes.splits == {}  # no masks: data.split applies
     parts = make_partitions(nodes, Split(0.25), RandomForget(count=3), seed=0)
     assert not torch.isin(parts.dataset.inputs.edge_index, parts["forget"]).any()
+    with pytest.raises(RuntimeError, match=r"one per graph .* y of shape \("):  # several graphs of node labels
+        source({"dataset": "FakeDataset", "parameters": {"num_graphs": 2, "task": "node", "avg_num_nodes": 5}}).load()
 
 
 def test_pyg_planetoid_by_class_name_is_the_shortcut(tmp_path):

@@ -158,14 +158,20 @@ class PyGSource(DataSource):
         if len(graphs) == 1 and getattr(graphs[0], "y", None) is not None and graphs[0].y.numel() == graphs[0].num_nodes:
             graph = graphs[0]
             splits = {}
-            if getattr(graph, "train_mask", None) is not None and getattr(graph, "test_mask", None) is not None:
+            masks = [getattr(graph, key, None) for key in ("train_mask", "test_mask")]
+            if all(m is not None and m.dim() == 1 for m in masks):  # (several splits as columns: not official)
                 splits = {"train": graph.train_mask.nonzero().flatten(), "test": graph.test_mask.nonzero().flatten()}
             targets = graph.y.view(-1).long()
             return Dataset(graph, targets, int(targets.max()) + 1, splits=splits, name=label)
         graphs = [g for g in graphs if g.num_nodes]
-        if not graphs or any(getattr(g, "y", None) is None or g.y.numel() != 1 for g in graphs):
-            raise RuntimeError(f"{label}: a graph classification sample needs one label per graph (y); "
-                               "a node classification dataset is one graph with a label per node")
+        if not graphs:
+            raise RuntimeError(f"{label}: no graph has nodes")
+        odd = next((g for g in graphs if getattr(g, "y", None) is None or g.y.numel() != 1), None)
+        if odd is not None:
+            shape = "no y" if getattr(odd, "y", None) is None else f"y of shape {tuple(odd.y.shape)}"
+            raise RuntimeError(f"{label}: labels must be one class per node of a single graph (node classification) "
+                               f"or one per graph (graph classification); a graph has {shape} (multi-label and "
+                               "multi-task targets are not single-label classes)")
         for g in graphs:
             if g.x is None:
                 g.x = torch.ones(g.num_nodes, 1)
