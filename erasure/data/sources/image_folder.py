@@ -31,12 +31,12 @@ class ImageFiles(torch.utils.data.Dataset):
 
 
 def column_codes(values: Any) -> tuple[Tensor, list[str] | None]:
-    """Integer values kept as they are (names None); any other values coded by sorted value (with their names)."""
+    """Non-negative integers kept as they are (names None); any other values coded by sorted value (with their names)."""
     import pandas as pd
 
     if pd.api.types.is_float_dtype(values) and values.notna().all() and (values == values.round()).all():
         values = values.astype("int64")
-    if pd.api.types.is_integer_dtype(values):
+    if pd.api.types.is_integer_dtype(values) and (values >= 0).all():
         return torch.tensor(values.to_numpy(dtype="int64")), None
     return encode_labels(values.fillna("<missing>"))
 
@@ -45,7 +45,7 @@ class ImageFolderSource(DataSource):
     """Images under ``root``, labelled by a CSV (``labels``) or by their class subfolders.
 
     With ``labels`` (a CSV such as ``file,label,identity,age``): ``file_column`` holds each image's
-    path relative to ``root``, ``label_column`` its class (integers kept, other values coded by
+    path relative to ``root``, ``label_column`` its class (integers >= 0 kept, other values coded by
     sorted value; rows without a label are dropped), ``attribute_columns`` become per-sample
     attributes coded the same way (for ``GroupForget``; the codes of non-integer columns are in
     ``Dataset.info["attribute_values"]``), and ``split_column`` (values ``train``/``test``; other
