@@ -89,3 +89,90 @@ def write_planetoid(root: Path, name: str = "Cora", n_train: int = 14, n_all: in
         with open(raw / f"ind.{prefix}.{key}", "wb") as f:
             pickle.dump(value, f)
     (raw / f"ind.{prefix}.test.index").write_text("".join(f"{i}\n" for i in range(n_all, n)))
+
+
+def write_celeba(root: Path, identities: list[int], partition: list[int], size: tuple[int, int] = (10, 12),
+                 seed: int = 0) -> np.ndarray:
+    """CelebA as torchvision reads it (``root/celeba``): aligned JPEGs and the five label files.
+
+    ``partition`` holds 0 (train), 1 (valid) or 2 (test) per image. Returns the attributes written
+    (N, 40) as 0/1; attribute ``Smiling`` is 1 for even identities, so it can be learnt.
+    """
+    from PIL import Image
+
+    from erasure.data.sources.torchvision import CELEBA_ATTRIBUTES
+
+    rng = np.random.default_rng(seed)
+    folder = root / "celeba"
+    (folder / "img_align_celeba").mkdir(parents=True, exist_ok=True)
+    n = len(identities)
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    attrs = rng.integers(0, 2, (n, len(CELEBA_ATTRIBUTES)))
+    attrs[:, CELEBA_ATTRIBUTES.index("Smiling")] = [1 - person % 2 for person in identities]
+    for name, person in zip(names, identities):
+        pixels = rng.integers(0, 60, (size[1], size[0], 3), dtype=np.uint8)
+        pixels[:, :, 0] += np.uint8(150 * (1 - person % 2))  # smiling faces are redder
+        Image.fromarray(pixels).save(folder / "img_align_celeba" / name, quality=95)
+    (folder / "list_eval_partition.txt").write_text("".join(f"{f} {p}\n" for f, p in zip(names, partition)))
+    (folder / "identity_CelebA.txt").write_text("".join(f"{f} {p}\n" for f, p in zip(names, identities)))
+    (folder / "list_attr_celeba.txt").write_text(
+        f"{n}\n{' '.join(CELEBA_ATTRIBUTES)} \n"
+        + "".join(f"{f} {' '.join(f'{2 * a - 1:2d}' for a in row)}\n" for f, row in zip(names, attrs)))
+    (folder / "list_bbox_celeba.txt").write_text(
+        f"{n}\nimage_id x_1 y_1 width height\n" + "".join(f"{f}    95  71 226 313\n" for f in names))
+    (folder / "list_landmarks_align_celeba.txt").write_text(
+        f"{n}\nlefteye_x lefteye_y righteye_x righteye_y nose_x nose_y leftmouth_x leftmouth_y rightmouth_x rightmouth_y\n"
+        + "".join(f"{f} 69 109 106 113 77 142 73 152 108 154\n" for f in names))
+    return attrs
+
+
+WORDS = ["good", "great", "fine", "bad", "awful", "poor", "film", "plot", "the"]
+
+
+def write_tiny_transformer(folder: Path, architecture: str = "bert", num_labels: int = 2, positions: int = 16) -> None:
+    """A randomly initialised sequence classifier and its tokenizer, written with ``save_pretrained`` into ``folder``.
+
+    ``bert``: a WordPiece tokenizer over a small vocab file, padding id 0. ``distilbert`` and
+    ``deberta``: a word-level tokenizer whose padding id is 1 (id 0 is the unknown word), so the
+    swap of padding ids is exercised.
+    """
+    import transformers
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if architecture == "bert":
+        (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+        tokenizer = transformers.BertTokenizerFast(str(folder / "vocab.txt"))
+    else:
+        vocab = {w: i for i, w in enumerate(["[UNK]", "[PAD]", "[CLS]", "[SEP]", *WORDS])}
+        core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+        core.normalizer = normalizers.Lowercase()
+        core.pre_tokenizer = pre_tokenizers.Whitespace()
+        core.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+        tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]",
+                                                         cls_token="[CLS]", sep_token="[SEP]")
+    sizes = {"vocab_size": len(tokenizer), "max_position_embeddings": positions, "num_labels": num_labels,
+             "pad_token_id": tokenizer.pad_token_id}
+    if architecture == "bert":
+        model = transformers.BertForSequenceClassification(transformers.BertConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, **sizes))
+    elif architecture == "distilbert":
+        model = transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(
+            dim=16, n_layers=1, n_heads=2, hidden_dim=32, **sizes))
+    else:
+        model = transformers.DebertaV2ForSequenceClassification(transformers.DebertaV2Config(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, pooler_hidden_size=16, **sizes))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def write_sentiment(folder: Path, n: int = 60, seed: int = 0) -> list[str]:
+    """A ``save_to_disk`` folder of short texts: label 0 uses positive words, label 1 negative ones."""
+    import random
+
+    import datasets
+
+    rng = random.Random(seed)
+    texts = [" ".join(rng.choice(WORDS[:3] if i % 2 == 0 else WORDS[3:6]) for _ in range(3)) + " film" for i in range(n)]
+    datasets.Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(n)]}).save_to_disk(str(folder))
+    return texts

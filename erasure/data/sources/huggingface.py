@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 
 from erasure.core.errors import ConfigError
-from erasure.core.params import PathText, PositiveInt
+from erasure.core.params import NonNegativeInt, PathText, PositiveFloat, PositiveInt
 from erasure.data.dataset import Dataset, DataSource
+from erasure.data.sources.torchvision import build_transform, check_transform, image_inputs
 from erasure.data.sources.uci import encode_labels, standardise_numeric
 
 _WORD = re.compile(r"\w+")
@@ -32,6 +33,28 @@ def encode_texts(texts: list[str], vocabulary: dict[str, int], max_length: int) 
     return out
 
 
+def swap_padding(ids: Tensor, pad: int) -> Tensor:
+    """Ids with ``pad`` and 0 exchanged (its own inverse): tokenizers pad with their own id, the models here with 0."""
+    if pad == 0:
+        return ids
+    return torch.where(ids == pad, 0, torch.where(ids == 0, pad, ids))
+
+
+class ImageColumn(torch.utils.data.Dataset):
+    """Item ``i``: the decoded image in ``column`` of row ``i`` of a ``datasets.Dataset``, then ``transform``."""
+
+    def __init__(self, table: Any, column: str, transform: Any) -> None:
+        self.table = table
+        self.column = column
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.transform(self.table[i][self.column])
+
+
 class HuggingFaceSource(DataSource):
     """A ``datasets`` dataset: ``load_dataset(path, name, data_files=..., revision=...)``.
 
@@ -41,9 +64,14 @@ class HuggingFaceSource(DataSource):
     ``split`` string loads only that one and ``data.split`` divides it).
     ``input_column``: an image column (→ ``(C, H, W)`` floats in [0, 1]), a text
     column (→ token ids, computed once), or a list of numeric columns (tabular,
-    standardised on train). Text uses a word vocabulary of ``vocab_size`` fitted on
-    the training split (the official one, else the seeded one, in ``prepare``), or the named ``tokenizer`` (``transformers``, loaded only
-    then). ``cache_dir``: where ``datasets`` caches (default its own). ``label_column``: ClassLabel or any values (label-encoded).
+    standardised on train). Images are decoded in ``image_mode`` (e.g. ``"RGB"``, so grey and
+    colour images mix; ``datasets.Image(mode=...)``), then go through ``transform``
+    (deterministic ``torchvision.transforms``, as for ``TorchVisionSource``; ``Resize`` when
+    sizes differ); sets larger than ``max_memory_gb`` as float32 stay lazy (``num_workers``
+    DataLoader workers). Text uses a word vocabulary of ``vocab_size`` fitted on the training
+    split (the official one, else the seeded one, in ``prepare``), or the named ``tokenizer``
+    (``transformers``, loaded only then; ``HFTextClassifier`` with the same path reads its
+    ids). ``cache_dir``: where ``datasets`` caches (default its own). ``label_column``: ClassLabel or any values (label-encoded).
     ``attribute_columns`` become per-sample attributes (label-encoded).
     """
 
@@ -52,7 +80,9 @@ class HuggingFaceSource(DataSource):
                  input_column: str | list[str] = "text", label_column: str = "label",
                  attribute_columns: list[str] = [],  # noqa: B006
                  tokenizer: str | None = None, max_length: PositiveInt = 128, vocab_size: PositiveInt = 20000,
-                 cache_dir: str | None = None):
+                 cache_dir: str | None = None, image_mode: str | None = None,
+                 transform: list[dict[str, Any]] | None = None, max_memory_gb: PositiveFloat = 4.0,
+                 num_workers: NonNegativeInt = 2):
         self.path = path
         self.name = name
         self.data_files = data_files
@@ -65,10 +95,15 @@ class HuggingFaceSource(DataSource):
         self.max_length = max_length
         self.vocab_size = vocab_size
         self.cache_dir = cache_dir
+        self.image_mode = image_mode
+        self.transform = transform
+        self.max_memory_gb = max_memory_gb
+        self.num_workers = num_workers
 
     def check(self) -> None:
         if isinstance(self.split, dict) and set(self.split) - {"train", "test"}:
             raise ConfigError("split maps 'train' and 'test' to the dataset's split names", "split")
+        check_transform(self.transform)
 
     def _splits(self) -> dict[str, Any]:
         import datasets
@@ -107,6 +142,7 @@ class HuggingFaceSource(DataSource):
             splits = {"train": torch.arange(sizes[0]), "test": torch.arange(sizes[0], sum(sizes))}
         n_train = sizes[0] if splits else len(table)
         info: dict[str, Any] = {}
+        label = self.path if self.name is None else f"{self.path}/{self.name}"
         columns = self.input_column if isinstance(self.input_column, list) else [self.input_column]
         for column in columns:
             self._column(table, column)
@@ -116,16 +152,16 @@ class HuggingFaceSource(DataSource):
             inputs = torch.as_tensor(frame.to_numpy(dtype="float32"))
             info["numeric_features"] = inputs.shape[1]
         elif isinstance(feature, datasets.Image):
-            import numpy as np
-
-            images = table.select_columns(columns).with_format("numpy")[:][columns[0]]  # (N, H, W[, C])
-            inputs = torch.as_tensor(np.stack(list(images)) if images.dtype == object else images)
-            if inputs.dim() == 3:
-                inputs = inputs.unsqueeze(-1)
-            inputs = inputs.permute(0, 3, 1, 2).float() / 255.0
+            images = table.select_columns(columns)
+            if self.image_mode is not None:
+                images = images.cast_column(columns[0], datasets.Image(mode=self.image_mode))
+            described = f"{label}@{self.revision}|{self.split}|{columns[0]}|{self.image_mode}|{self.transform}"
+            inputs = image_inputs(ImageColumn(images, columns[0], build_transform(self.transform)), described,
+                                  self.max_memory_gb, self.num_workers)
         elif isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
             texts = [str(t) for t in table[columns[0]]]
-            inputs, info["vocab_size"] = self._tokenise(texts, texts[:n_train])
+            inputs, facts = self._tokenise(texts, texts[:n_train])
+            info.update(facts)
             self._texts = None if splits or self.tokenizer else texts  # refitted on train in prepare
         else:
             inputs = torch.as_tensor(table.select_columns(columns).with_format("numpy")[:][columns[0]]).float()
@@ -145,13 +181,13 @@ class HuggingFaceSource(DataSource):
             values = pd.Series(self._column(table, column))
             attributes[column] = (torch.as_tensor(values.to_numpy(), dtype=torch.long)
                                   if pd.api.types.is_integer_dtype(values) else encode_labels(values)[0])
-        label = self.path if self.name is None else f"{self.path}/{self.name}"
         return Dataset(inputs, targets, len(info["class_names"]), attributes, splits, label, info)
 
-    def _tokenise(self, texts: list[str], train_texts: list[str]) -> tuple[Tensor, int]:
+    def _tokenise(self, texts: list[str], train_texts: list[str]) -> tuple[Tensor, dict[str, int]]:
+        """Token ids (0 = padding) and the facts a model needs: ``vocab_size``, and with a tokenizer its ``pad_token_id``."""
         if self.tokenizer is None:
             vocabulary = fit_vocabulary(train_texts, self.vocab_size)
-            return encode_texts(texts, vocabulary, self.max_length), self.vocab_size
+            return encode_texts(texts, vocabulary, self.max_length), {"vocab_size": self.vocab_size}
         try:
             from transformers import AutoTokenizer
         except ImportError as exc:
@@ -160,9 +196,7 @@ class HuggingFaceSource(DataSource):
         ids = tok(texts, truncation=True, max_length=self.max_length, padding="max_length")["input_ids"]
         ids = torch.as_tensor(ids, dtype=torch.long)
         pad = tok.pad_token_id or 0
-        if pad != 0:  # the models treat 0 as padding
-            ids = torch.where(ids == pad, 0, torch.where(ids == 0, pad, ids))
-        return ids, len(tok)
+        return swap_padding(ids, pad), {"vocab_size": len(tok), "pad_token_id": pad}
 
     def prepare(self, dataset: Dataset, train_idx: Tensor) -> Dataset:
         """Standardise tabular columns on train; without an official split, refit the vocabulary on train."""

@@ -11,8 +11,9 @@ are accepted.
 """
 from __future__ import annotations
 
+import difflib
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -29,6 +30,17 @@ CIFAR100_COARSE = [
     16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
 ]
 
+
+# CelebA's 40 binary attributes, as named in list_attr_celeba.txt.
+CELEBA_ATTRIBUTES = (
+    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips", "Big_Nose",
+    "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses",
+    "Goatee", "Gray_Hair", "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache", "Narrow_Eyes",
+    "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline", "Rosy_Cheeks", "Sideburns", "Smiling",
+    "Straight_Hair", "Wavy_Hair", "Wearing_Earrings", "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace",
+    "Wearing_Necktie", "Young",
+)
+SPLIT_ARGUMENT = ("SVHN", "STL10", "CelebA")  # datasets opened with split="train"/"test" rather than train=True/False
 
 RANDOM_TRANSFORMS = {"ColorJitter", "AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform"}
 
@@ -57,11 +69,36 @@ def build_transform(specs: list[dict[str, Any]] | None) -> Any:
     return transforms.Compose(steps)
 
 
-def _materialise(base: Any, num_workers: int) -> torch.Tensor:
+def check_transform(specs: list[dict[str, Any]] | None) -> None:
+    """Refuse malformed specs and random augmentations (one transform serves every sample, test and forget sets included)."""
+    for i, spec in enumerate(specs or []):
+        name = spec.get("class") or spec.get("name") if isinstance(spec, dict) else None
+        if not isinstance(name, str):
+            raise ConfigError('each transform is {"class": NAME, "parameters": {...}}', f"transform[{i}]")
+        if name.startswith("Random") or name in RANDOM_TRANSFORMS:
+            raise ConfigError(f"{name} is a random augmentation: the transforms apply to every sample "
+                              "(test and forget sets included), so only deterministic ones are accepted",
+                              f"transform[{i}]")
+
+
+def image_inputs(base: Any, description: str, max_memory_gb: float, num_workers: int) -> Any:
+    """The images of a map-style dataset (item ``i`` = ``(image, label)`` or an image) as one tensor
+    when they fit in ``max_memory_gb`` as float32 (decoded once by DataLoader workers), else :class:`LazyInputs`."""
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(base, batch_size=1024, num_workers=num_workers)
-    return torch.cat([x for x, _ in loader]).float()
+    first = base[0]
+    shape = tuple((first[0] if isinstance(first, (tuple, list)) else first).shape)
+    if len(base) * math.prod(shape) * 4 / 1e9 > max_memory_gb:
+        return LazyInputs(base, num_workers, description)
+    try:
+        batches = [x[0] if isinstance(x, (tuple, list)) else x
+                   for x in DataLoader(base, batch_size=1024, num_workers=num_workers)]
+    except RuntimeError as exc:
+        if "stack expects each tensor to be equal size" not in str(exc):
+            raise
+        raise RuntimeError(f"{description}: the images differ in size ({exc}); add a Resize transform, "
+                           'e.g. {"class": "Resize", "parameters": {"size": [64, 64]}}') from exc
+    return torch.cat(batches).float()
 
 
 def _targets(base: Any) -> torch.Tensor:
@@ -70,6 +107,25 @@ def _targets(base: Any) -> torch.Tensor:
         if values is not None:
             return torch.as_tensor(values, dtype=torch.long)
     return torch.as_tensor([base[i][1] for i in range(len(base))], dtype=torch.long)
+
+
+def celeba_labels(parts: list[Any], target: str) -> tuple[dict[str, torch.Tensor], torch.Tensor, int]:
+    """(attributes, targets, number of classes) of torchvision ``CelebA`` splits, read from its label files.
+
+    Attributes: ``identity`` (CelebA's person numbers, as in ``identity_CelebA.txt``) and the 40
+    binary attributes (0/1) under their file names. ``target`` is ``identity`` (persons coded
+    0..K-1 in increasing number) or an attribute name (two classes).
+    """
+    names = [n for n in parts[0].attr_names if n]
+    attr = torch.cat([p.attr for p in parts]).long()
+    attributes = {name: attr[:, i] for i, name in enumerate(names)}
+    attributes["identity"] = torch.cat([p.identity[:, 0] for p in parts]).long()
+    if target == "identity":
+        persons, codes = torch.unique(attributes["identity"], return_inverse=True)
+        return attributes, codes, len(persons)
+    if target not in attributes:
+        raise ConfigError(f"CelebA has no attribute {target!r} (attributes: {', '.join(names)})", "target")
+    return attributes, attributes[target], 2
 
 
 class TorchVisionSource(DataSource):
@@ -82,12 +138,16 @@ class TorchVisionSource(DataSource):
     CIFAR100 adds attributes ``fine`` (0–99) and ``coarse`` (the 20 superclasses);
     ``target="coarse"`` trains on the superclasses (CIFAR-20), so ``ClassForget``
     forgets a superclass (full-class) and ``GroupForget(attribute="fine")`` one
-    sub-class. Sets larger than ``max_memory_gb`` as float32 stay lazy
-    (DataLoader with ``num_workers`` workers and pinned memory).
+    sub-class. CelebA (its ``train`` and ``test`` partitions; ``valid`` is left out) adds
+    attributes ``identity`` (the person's number) and its 40 binary attributes (``Smiling``,
+    ``Male``...), so ``GroupForget(attribute="identity", values=[...])`` forgets persons;
+    ``target`` is then ``identity`` or one attribute name. Sets larger than ``max_memory_gb``
+    as float32 stay lazy (DataLoader with ``num_workers`` workers and pinned memory).
+    https://pytorch.org/vision/stable/datasets.html
     """
 
     def __init__(self, dataset: str, root: PathText = "data", download: bool = True,
-                 transform: list[dict[str, Any]] | None = None, target: Literal["fine", "coarse"] = "fine",
+                 transform: list[dict[str, Any]] | None = None, target: str = "fine",
                  max_memory_gb: PositiveFloat = 4.0, num_workers: NonNegativeInt = 2):
         self.dataset = dataset
         self.root = root
@@ -98,17 +158,18 @@ class TorchVisionSource(DataSource):
         self.num_workers = num_workers
 
     def check(self) -> None:
-        if self.target == "coarse" and self.dataset != "CIFAR100":
+        if self.dataset == "CelebA":
+            if self.target != "identity" and self.target not in CELEBA_ATTRIBUTES:
+                close = difflib.get_close_matches(self.target, CELEBA_ATTRIBUTES, n=3)
+                hint = f" (did you mean {' or '.join(close)}?)" if close else ", e.g. 'Smiling' or 'Male'"
+                raise ConfigError(f"CelebA's target is 'identity' or one of its 40 attributes{hint}; got {self.target!r}",
+                                  "target")
+        elif self.target == "coarse" and self.dataset != "CIFAR100":
             raise ConfigError("target 'coarse' exists for CIFAR100 only", "target")
-        if self.transform is not None:
-            for i, spec in enumerate(self.transform):
-                name = spec.get("class") or spec.get("name") if isinstance(spec, dict) else None
-                if not isinstance(name, str):
-                    raise ConfigError('each transform is {"class": NAME, "parameters": {...}}', f"transform[{i}]")
-                if name.startswith("Random") or name in RANDOM_TRANSFORMS:
-                    raise ConfigError(f"{name} is a random augmentation: the transforms apply to every sample "
-                                      "(test and forget sets included), so only deterministic ones are accepted",
-                                      f"transform[{i}]")
+        elif self.target not in ("fine", "coarse"):
+            raise ConfigError(f"target is 'fine' (the dataset's labels) or, for CIFAR100, 'coarse'; got {self.target!r} "
+                              "('identity' and attribute names are for CelebA)", "target")
+        check_transform(self.transform)
 
     def _open(self, train: bool, transform: Any) -> Any:
         import torchvision.datasets as tvd
@@ -116,10 +177,11 @@ class TorchVisionSource(DataSource):
         cls = getattr(tvd, self.dataset, None)
         if not isinstance(cls, type):
             raise ConfigError(f"torchvision.datasets has no dataset {self.dataset!r}", "dataset")
+        which = {"split": "train" if train else "test"} if self.dataset in SPLIT_ARGUMENT else {"train": train}
+        if self.dataset == "CelebA":
+            which["target_type"] = "identity"  # labels come from its files (celeba_labels), not per image
         try:
-            if self.dataset in ("SVHN", "STL10"):
-                return cls(self.root, split="train" if train else "test", download=self.download, transform=transform)
-            return cls(self.root, train=train, download=self.download, transform=transform)
+            return cls(self.root, download=self.download, transform=transform, **which)
         except RuntimeError as exc:
             hint = "" if self.download else " (download is false: put the files in root or set download to true)"
             raise RuntimeError(f"{self.dataset} could not be loaded from {self.root!r}: {exc}{hint}") from exc
@@ -130,14 +192,13 @@ class TorchVisionSource(DataSource):
         transform = build_transform(self.transform)
         parts = [self._open(True, transform), self._open(False, transform)]
         n_train, n_test = len(parts[0]), len(parts[1])
+        inputs = image_inputs(ConcatDataset(parts), f"{self.dataset}@{self.root}|{self.transform}",
+                              self.max_memory_gb, self.num_workers)
+        splits = {"train": torch.arange(n_train), "test": torch.arange(n_train, n_train + n_test)}
+        if self.dataset == "CelebA":
+            attributes, targets, num_classes = celeba_labels(parts, self.target)
+            return Dataset(inputs, targets, num_classes, attributes, splits, f"CelebA-{self.target}")
         fine = torch.cat([_targets(p) for p in parts])
-        base = ConcatDataset(parts)
-        shape = tuple(base[0][0].shape)
-        size_gb = (n_train + n_test) * math.prod(shape) * 4 / 1e9
-        if size_gb <= self.max_memory_gb:
-            inputs: Any = _materialise(base, self.num_workers)
-        else:
-            inputs = LazyInputs(base, self.num_workers, f"{self.dataset}@{self.root}|{self.transform}")
         attributes, targets = {}, fine
         num_classes = len(getattr(parts[0], "classes", [])) or int(fine.max()) + 1
         if self.dataset == "CIFAR100":
@@ -145,6 +206,5 @@ class TorchVisionSource(DataSource):
             attributes = {"fine": fine, "coarse": coarse}
             if self.target == "coarse":
                 targets, num_classes = coarse, 20
-        splits = {"train": torch.arange(n_train), "test": torch.arange(n_train, n_train + n_test)}
         name = self.dataset + ("-20" if self.target == "coarse" else "")
         return Dataset(inputs, targets, num_classes, attributes, splits, name)
