@@ -47,7 +47,8 @@ def dead_worker_rows(task: Task, run: dict[str, Any], reason: str) -> JobResult:
     """Error rows for a job whose worker process died (or a fatal result for a reference task)."""
     if isinstance(task, ReferenceTask):
         return JobResult(task, fatal=f"{task.describe()}: {reason}")
-    row = {**run, "seed": task.seed, "unlearner": task.label, "parameters": task.parameters, "metric": "unlearn",
+    row = {**run, "seed": task.seed, "unlearning_seed": task.unlearning_seed, "unlearner": task.label,
+           "parameters": task.parameters, "metric": "unlearn",
            "value": None, "step": None, "status": "error", "error": reason, "wall_seconds": None}
     return JobResult(task, rows=[row])
 

@@ -3,7 +3,8 @@ import itertools
 
 from torch import nn
 
-from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
+                                 PositiveInt, Uniform)
 from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
 
 PLAIN_SGD = {"class": "SGD"}
@@ -19,6 +20,9 @@ class AdvancedNegGrad(Unlearner):
     its small-scale notebook uses α 0.95. ``batch_size`` None uses the original recipe's
     (the reference's retain batch is 128).
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"alpha": Uniform(0.5, 0.9999), "epochs": IntRange(1, 10), "lr": LogUniform(1e-4, 1e-1)}
 
     def __init__(self, alpha: OpenFraction = 0.9999, epochs: PositiveInt = 10, lr: PositiveFloat = 0.01,
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):

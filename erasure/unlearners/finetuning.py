@@ -1,7 +1,7 @@
 """FineTuning: continue training on the retain set (catastrophic forgetting of D_f)."""
 from torch import nn
 
-from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
 
 #: SSD's fine-tuning baseline (if-loops/selective-synaptic-dampening, src/utils.py ``fit_one_cycle``).
@@ -15,6 +15,9 @@ class FineTuning(Unlearner):
     src/forget_*_strategies.py → src/utils.py ``fit_one_cycle``): 5 epochs, SGD with momentum 0.9
     and weight decay 5e-4 at lr 0.02, no schedule. ``batch_size`` None uses the original recipe's.
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 
     def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02, batch_size: PositiveInt | None = None,
                  optimizer: MethodOptimizerSpec | None = None):
