@@ -520,7 +520,8 @@ def _merge(config: dict[str, Any], origins: dict[str, str], layer: dict[str, Any
     for key, value in layer.items():
         where = join_path(path, key)
         earlier = config.get(key)
-        if isinstance(value, dict) and isinstance(earlier, dict) and value.get("class", earlier.get("class")) == earlier.get("class"):
+        if isinstance(value, dict) and isinstance(earlier, dict) and value.get("class", earlier.get("class")) == \
+                earlier.get("class"):  # objects merge, unless they are components of different classes
             _merge(earlier, origins, value, layer_origins, layer_file, where)
             continue
         config[key] = value
@@ -543,4 +544,3 @@ def set_origin(origins: dict[str, str], path: str, file: str) -> None:
     for p in [p for p in origins if _within(p, path)]:
         del origins[p]
     origins[path] = file
-

@@ -115,11 +115,11 @@ LossSpec = Annotated[dict, Spec("loss")]
 SchedulerSpec = Annotated[dict, Spec("scheduler")]
 #: An unlearner's optimizer: class and settings; the learning rate is the method's own ``lr`` parameter.
 PathText = Annotated[str, FilePath()]
-#: The name of a partition: built-in or defined under ``data.partitions``, checked when the config is built.
-PartitionName = Annotated[str, PartitionRef()]
 MethodOptimizerSpec = Annotated[
     dict, Spec("optimizer", ("lr",), "set the learning rate with the unlearner's 'lr' parameter, not inside 'optimizer'")
 ]
+#: The name of a partition: built-in or defined under ``data.partitions``, checked when the config is built.
+PartitionName = Annotated[str, PartitionRef()]
 
 
 def signature_hints(func: Any) -> dict[str, Any]:

@@ -382,16 +382,18 @@ class PartitionRule:
         return {self.combine: self.operands[0] if self.combine == "from" else list(self.operands),
                 "select": [s.as_config() for s in self.select]}
 
+    def operand_path(self, i: int) -> str:
+        """The JSON path of operand ``i``: ``data.partitions.<name>.from`` or ``...union[i]``."""
+        return f"data.partitions.{self.name}.{self.combine if self.combine == 'from' else f'{self.combine}[{i}]'}"
+
     def apply(self, dataset: Dataset, indices: dict[str, Tensor], seed: int) -> Tensor:
         """This partition's indices (sorted) given the partitions defined so far, drawn with a
         generator seeded by (``seed``, its name) alone."""
-        path = f"data.partitions.{self.name}"
         sets = []
         for i, name in enumerate(self.operands):
             if name not in indices:
-                where = join_path(path, self.combine if self.combine == "from" else f"{self.combine}[{i}]")
                 raise ConfigError(f"partition {name!r} does not exist in this run (forget_test and retain_test "
-                                  "exist for class and group forgetting only)", where)
+                                  "exist for class and group forgetting only)", self.operand_path(i))
             sets.append(indices[name])
         index = sets[0]
         if self.combine == "union":
@@ -406,7 +408,8 @@ class PartitionRule:
             try:
                 index = selector.for_seed(seed).select(dataset, index, rng)
             except ConfigError as exc:
-                exc.path = join_path(f"{path}.select[{i}]", exc.path) if exc.path else f"{path}.select[{i}]"
+                where = f"data.partitions.{self.name}.select[{i}]"
+                exc.path = join_path(where, exc.path) if exc.path else where
                 raise
         return index
 
@@ -436,9 +439,10 @@ def parse_selector(spec: Any, path: str, name: str) -> Selector:
     return selector
 
 
-def parse_partitions(spec: Any, builtin: list[str], path: str = "data.partitions") -> list[PartitionRule]:
+def parse_partitions(spec: Any, builtin: list[str]) -> list[PartitionRule]:
     """The rules of ``data.partitions``, checked (names, references, cycles, selectors) and ordered
     so that each comes after the partitions it reads."""
+    path = "data.partitions"
     if not isinstance(spec, dict):
         raise ConfigError(f"expected an object of named partitions, got {type(spec).__name__}", path)
     rules: dict[str, PartitionRule] = {}
@@ -471,8 +475,7 @@ def parse_partitions(spec: Any, builtin: list[str], path: str = "data.partitions
     for rule in rules.values():
         for i, operand in enumerate(rule.operands):
             if operand not in defined:
-                where = join_path(join_path(path, rule.name), rule.combine if rule.combine == "from" else f"{rule.combine}[{i}]")
-                raise ConfigError(f"no partition {operand!r} (defined partitions: {', '.join(defined)})", where)
+                raise ConfigError(f"no partition {operand!r} (defined partitions: {', '.join(defined)})", rule.operand_path(i))
     return _dependency_order(rules, path)
 
 
