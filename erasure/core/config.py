@@ -26,7 +26,7 @@ from erasure import __version__
 from erasure.core import registry
 from erasure.core.errors import ConfigError, join_path
 from erasure.core.factory import allowed_imports, build, import_user_modules, validate_spec
-from erasure.core.params import check_parameters, check_search_space
+from erasure.core.params import check_parameters, check_search_space, defined_partitions
 from erasure.core.paths import check_file_name, check_path_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "config.schema.json"
@@ -141,6 +141,14 @@ def parse_path(text: str) -> list[str | int]:
     return tokens
 
 
+def join_path_tokens(tokens: list[str | int]) -> str:
+    """``["unlearners", 1, "parameters"]`` → ``"unlearners[1].parameters"`` (the inverse of :func:`parse_path`)."""
+    path = ""
+    for token in tokens:
+        path = join_path(path, token)
+    return path
+
+
 def apply_override(config: dict[str, Any], assignment: str) -> None:
     """Apply ``PATH=VALUE`` in place; VALUE is JSON5 (``[0]``, ``1e-3``, ``true``) or else a string."""
     import json5
@@ -179,10 +187,7 @@ JSON_TYPES = {"array": "a list", "object": "an object", "string": "a string", "i
 
 
 def _schema_path(error: Any) -> str:
-    path = ""
-    for part in error.absolute_path:
-        path = join_path(path, part)
-    return path
+    return join_path_tokens(list(error.absolute_path))
 
 
 def validate_structure(config: dict[str, Any]) -> None:
@@ -214,6 +219,7 @@ def validate_structure(config: dict[str, Any]) -> None:
         "exclusiveMinimum": lambda: f"expected a value > {value}",
         "exclusiveMaximum": lambda: f"expected a value < {value}",
         "minItems": lambda: f"expected at least {value} item(s)",
+        "maxItems": lambda: f"expected at most {value} item(s)",
         "uniqueItems": lambda: "expected distinct items",
         "pattern": lambda: f"expected a string matching {value}",
         "enum": lambda: "expected one of " + ", ".join(json.dumps(v) for v in value),
@@ -297,6 +303,8 @@ class Experiment:
     holdout: float | None = None  # tuning: this share of train is the validation split; test is never read
     checkpoint: str | None = None  # the original's weights from a file instead of training
     checkpoint_sha256: str | None = None
+    named_partitions: list[Any] = field(default_factory=list)  # data.partitions (PartitionRule), in dependency order
+    origins: dict[str, str] = field(default_factory=dict)  # JSON path -> the file (of the includes) that set it
 
     @functools.cached_property
     def config_hash(self) -> str:
@@ -313,6 +321,10 @@ class Experiment:
     def requests(self) -> list[Any]:
         """The deletion requests in order: ``data.forget`` as a list (one request if it is a single spec)."""
         return list(self.forget) if isinstance(self.forget, list) else [self.forget]
+
+    def file_for(self, path: str) -> str:
+        """The config file that set the JSON ``path`` (an included one, or the config itself)."""
+        return origin_of(path, self.origins, self.file)
 
     @property
     def source_spec(self) -> dict[str, Any]:
@@ -332,6 +344,11 @@ class Experiment:
         cfg["data"]["forget"] = ([spec(f, w) for f, w in zip(self.forget, written)] if isinstance(self.forget, list)
                                  else spec(self.forget, written))
         cfg["data"]["split"] = _jsonable(vars(self.split))
+        rules = {r.name: r.as_config() for r in self.named_partitions}
+        if rules:
+            cfg["data"]["partitions"] = {name: rules[name] for name in cfg["data"]["partitions"]}
+        else:
+            cfg["data"].pop("partitions", None)
         cfg["training"] = _jsonable(self.recipe.as_dict())
         cfg["unlearners"] = [dict(spec(e.unlearner, e.spec), label=e.label,
                                   **({"search": {k: d.as_config() for k, d in e.search.items()}}
@@ -392,7 +409,8 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     imports = list(config.get("imports", []))
     import_user_modules(imports)
     registry.load_builtins()
-    with allowed_imports(imports):
+    named_partitions, partition_names = _named_partitions(config["data"])
+    with allowed_imports(imports), defined_partitions(partition_names):
         data = config["data"]
         source = build(data["source"], "data_source", "data.source")
         split_params = data.get("split", {})
@@ -451,8 +469,8 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         imports=imports, source=source, split=split, forget=forget, model_spec=model_spec, recipe=recipe,
         unlearners=unlearners, evaluators=evaluators, output_dir=out_dir, writers=writers,
         cache_dir=cache.get("dir"), cache_enabled=cache.get("enabled", True), config=config, execution=execution,
-        checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256, tuning=tuning,
-        unlearning_seeds=config.get("unlearning_seeds"),
+        checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256, named_partitions=named_partitions,
+        tuning=tuning, unlearning_seeds=config.get("unlearning_seeds"),
     )
 
 
@@ -480,6 +498,16 @@ def _build_swept(spec: dict[str, Any], path: str, swept: dict[str, Any], sweep: 
         raise
 
 
+def _named_partitions(data: dict[str, Any]) -> tuple[list[Any], list[str]]:
+    """The rules of ``data.partitions`` and every partition name a parameter may use."""
+    from erasure.data.partitions import BUILTIN_PARTITIONS, REQUEST_PARTITION, parse_partitions
+
+    several = isinstance(data["forget"], list) and len(data["forget"]) > 1
+    builtin = [*BUILTIN_PARTITIONS, *([REQUEST_PARTITION] if several else [])]
+    rules = parse_partitions(data.get("partitions", {}), builtin)
+    return rules, [*builtin, *(r.name for r in rules)]
+
+
 def _checkpoint(model: dict[str, Any]) -> tuple[str | None, str | None]:
     """``model.checkpoint`` and its SHA-256 (checked against ``model.checkpoint_sha256`` when the
     config pins one, as ``config.resolved.json`` does)."""
@@ -504,15 +532,93 @@ def _checkpoint(model: dict[str, Any]) -> tuple[str | None, str | None]:
 
 
 def load_experiment(path: str | Path, overrides: list[str] = (), imports: list[str] = ()) -> Experiment:
-    """Read, override, validate and build; every error carries the file name."""
+    """Read (with the files it includes), override, validate and build; every error carries the
+    name of the file that set the key at fault."""
+    origins: dict[str, str] = {}
     try:
-        config = read_config(path)
+        config, origins = compose_config(path)
         for assignment in overrides:
             apply_override(config, assignment)
+            set_origin(origins, join_path_tokens(parse_path(assignment.split("=", 1)[0].strip())), str(path))
         if imports:
             config["imports"] = list(dict.fromkeys([*config.get("imports", []), *imports]))
         experiment = build_experiment(config)
         experiment.file = str(path)
+        experiment.origins = origins
         return experiment
     except ConfigError as exc:
-        raise exc.in_file(str(path))
+        raise exc.in_file(origin_of(exc.path, origins, str(path)))
+
+
+#: At most this many files make up one config with everything it includes.
+MAX_CONFIG_FILES = 64
+
+
+def compose_config(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read a config and the files it includes.
+
+    ``"include": ["base.jsonc", ...]`` names files relative to the including one; they are read
+    (with their own includes) and deep-merged in order, then the including file's keys on top:
+    objects merge key by key, any other value (lists too) replaces the earlier one, and so does a
+    component naming another ``class`` (its parameters are the other class's). A file that
+    includes itself, directly or through others, is refused with the chain. Returns the config
+    without ``include`` and the file that set each JSON path (see :func:`origin_of`).
+    """
+    read: list[Path] = []
+
+    def load(file: Path, chain: list[Path]) -> tuple[dict[str, Any], dict[str, str]]:
+        read.append(file)
+        if len(read) > MAX_CONFIG_FILES:
+            raise ConfigError(f"more than {MAX_CONFIG_FILES} config files are included", "include", str(chain[0]))
+        own = read_config(file)
+        includes = own.pop("include", [])
+        includes = [includes] if isinstance(includes, str) else includes
+        if not isinstance(includes, list) or not all(isinstance(name, str) and name for name in includes):
+            raise ConfigError("expected a list of config files (relative to this one)", "include", str(file))
+        config: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        for i, name in enumerate(includes):
+            target = file.parent / name
+            if any(target.resolve() == c.resolve() for c in chain):
+                cycle = " -> ".join(str(c) for c in [*chain, target])
+                raise ConfigError(f"the includes form a cycle: {cycle}", f"include[{i}]", str(file))
+            if not target.is_file():
+                raise ConfigError(f"no config file {target} to include", f"include[{i}]", str(file))
+            _merge(config, origins, *load(target, [*chain, target]), str(target))
+        _merge(config, origins, own, {}, str(file))
+        return config, origins
+
+    file = Path(path)
+    return load(file, [file])
+
+
+def _merge(config: dict[str, Any], origins: dict[str, str], layer: dict[str, Any], layer_origins: dict[str, str],
+           layer_file: str, path: str = "") -> None:
+    """Deep-merge ``layer`` (read from ``layer_file``, whose own includes set ``layer_origins``) into ``config``."""
+    for key, value in layer.items():
+        where = join_path(path, key)
+        earlier = config.get(key)
+        if isinstance(value, dict) and isinstance(earlier, dict) and value.get("class", earlier.get("class")) == \
+                earlier.get("class"):  # objects merge, unless they are components of different classes
+            _merge(earlier, origins, value, layer_origins, layer_file, where)
+            continue
+        config[key] = value
+        set_origin(origins, where, origin_of(where, layer_origins, layer_file))
+        origins.update({p: f for p, f in layer_origins.items() if _within(p, where) and p != where})
+
+
+def _within(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith((prefix + ".", prefix + "["))
+
+
+def origin_of(path: str, origins: dict[str, str], default: str) -> str:
+    """The file that set ``path``: the entry of ``origins`` for it or its nearest enclosing key, else ``default``."""
+    enclosing = [p for p in origins if _within(path, p)]
+    return origins[max(enclosing, key=len)] if enclosing else default
+
+
+def set_origin(origins: dict[str, str], path: str, file: str) -> None:
+    """Record that ``file`` set ``path`` (and everything under it)."""
+    for p in [p for p in origins if _within(p, path)]:
+        del origins[p]
+    origins[path] = file

@@ -11,13 +11,15 @@ missing required keys, wrong types and out-of-range values, each with its JSON p
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import contextvars
 import difflib
 import inspect
 import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Iterable, Iterator, Literal, Union
 
 from erasure.core.errors import ConfigError, join_path
 from erasure.core.paths import check_path_text
@@ -71,6 +73,37 @@ class FilePath:
     (see :func:`erasure.core.paths.check_path_text`)."""
 
 
+@dataclass(frozen=True)
+class PartitionRef:
+    """Marks a string parameter that names a partition: a built-in one (train, test, forget,
+    retain, ...) or one the config defines under ``data.partitions``. Within
+    :func:`defined_partitions` (while a config is built) an undefined name is a config error."""
+
+
+_PARTITIONS: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("erasure_partitions", default=None)
+
+
+@contextlib.contextmanager
+def defined_partitions(names: Iterable[str]) -> Iterator[None]:
+    """Within this block, a :data:`PartitionName` parameter must be one of ``names``."""
+    token = _PARTITIONS.set(tuple(names))
+    try:
+        yield
+    finally:
+        _PARTITIONS.reset(token)
+
+
+def check_partition_name(value: str, path: str) -> None:
+    """Refuse a partition name that the config being built does not define (outside
+    :func:`defined_partitions`, e.g. a component built by hand, any name passes here)."""
+    names = _PARTITIONS.get()
+    if names is None or value in names:
+        return
+    close = difflib.get_close_matches(value, names, n=2, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ConfigError(f"no partition {value!r}{hint} (defined partitions: {', '.join(names)})", path)
+
+
 PositiveInt = Annotated[int, Range(1)]
 NonNegativeInt = Annotated[int, Range(0)]
 PositiveFloat = Annotated[float, Range(0, low_inclusive=False)]
@@ -85,6 +118,8 @@ PathText = Annotated[str, FilePath()]
 MethodOptimizerSpec = Annotated[
     dict, Spec("optimizer", ("lr",), "set the learning rate with the unlearner's 'lr' parameter, not inside 'optimizer'")
 ]
+#: The name of a partition: built-in or defined under ``data.partitions``, checked when the config is built.
+PartitionName = Annotated[str, PartitionRef()]
 
 
 def signature_hints(func: Any) -> dict[str, Any]:
@@ -158,6 +193,8 @@ def _matches(value: Any, hint: Any, path: str) -> bool:
                 meta.check(value, path)
             elif isinstance(meta, FilePath):
                 check_path_text(value, path)
+            elif isinstance(meta, PartitionRef):
+                check_partition_name(value, path)
             elif isinstance(meta, Spec) and value is not None:
                 from erasure.core.factory import validate_spec
 
@@ -227,6 +264,8 @@ def describe_type(hint: Any) -> str:
                 base = f"{base} {meta.describe()}"
             elif isinstance(meta, Spec):
                 base = f'a {meta.slot} spec {{"class": ..., "parameters": {{...}}}}'
+            elif isinstance(meta, PartitionRef):
+                base = "a partition name"
         return base
     if origin is Union or origin is types.UnionType:
         return " or ".join(describe_type(a) for a in args)

@@ -13,15 +13,16 @@ trains on :meth:`Partitions.before_forget`, the graph as it was.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Annotated, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from erasure.core.errors import ConfigError, join_path
-from erasure.core.params import OpenFraction
+from erasure.core.params import NonNegativeInt, OpenFraction, PathText, PositiveInt, Range, check_parameters
+from erasure.core.seeding import derive_seed
 from erasure.data.dataset import Dataset
 from erasure.data.forget import ForgetSpec
 
@@ -157,10 +158,12 @@ def validation_split(dataset: Dataset, train: Tensor, fraction: float, seed: int
 
 
 def make_partitions(
-    dataset: Dataset, split: Split, forget: ForgetSpec, seed: int, prepare: Callable[[Dataset, Tensor], Dataset] | None = None
+    dataset: Dataset, split: Split, forget: ForgetSpec, seed: int, prepare: Callable[[Dataset, Tensor], Dataset] | None = None,
+    named: Sequence["PartitionRule"] = (),
 ) -> Partitions:
-    """Split, fit ``prepare`` on train, select the forget set with the seed, derive retain and test subsets."""
-    return make_request_partitions(dataset, split, [forget], seed, prepare)[0].evaluation
+    """Split, fit ``prepare`` on train, select the forget set with the seed, derive retain and test
+    subsets, then the ``named`` partitions."""
+    return make_request_partitions(dataset, split, [forget], seed, prepare, named)[0].evaluation
 
 
 @dataclass
@@ -179,11 +182,14 @@ class Request:
 
 def make_request_partitions(
     dataset: Dataset, split: Split, requests: list[ForgetSpec], seed: int,
-    prepare: Callable[[Dataset, Tensor], Dataset] | None = None, holdout: float | None = None,
+    prepare: Callable[[Dataset, Tensor], Dataset] | None = None, named: Sequence["PartitionRule"] = (),
+    holdout: float | None = None,
 ) -> list[Request]:
     """Split, fit ``prepare`` on train, then apply the deletion ``requests`` in order: each selects
     its samples from the training samples not deleted yet, with one generator seeded by ``seed``
-    (so the first request selects what a single request would).
+    (so the first request selects what a single request would). The ``named`` partitions
+    (``data.partitions``) are computed over each request's partitions, the unlearning and the
+    evaluation view alike ("request" being the request's own samples in both).
 
     ``holdout`` (tuning): that share of train becomes the "test" partition (a seeded, stratified
     validation split) and the real test split is dropped, so nothing downstream can read it."""
@@ -221,13 +227,295 @@ def make_request_partitions(
                 indices["forget_test"] = forget_test_now
                 indices["retain_test"] = test[~torch.isin(test, gone_test)]
             if dataset.kind == "node_graph" and len(gone):
-                return Partitions(dataset.without_edges_of(gone), indices, forget, {"before_forget": dataset})
-            return Partitions(dataset, indices, forget)
+                return add_named(Partitions(dataset.without_edges_of(gone), indices, forget, {"before_forget": dataset}),
+                                 named, seed)
+            return add_named(Partitions(dataset, indices, forget), named, seed)
 
         if len(requests) == 1:
             single = partitions(forget_idx, None if forget_test is None else forget_test.long(), {})
             out.append(Request(single, single))
         else:
-            out.append(Request(partitions(forget_idx, None if forget_test is None else forget_test.long(), {}),
-                               partitions(gone, gone_test, {"request": forget_idx})))
+            this_request = {REQUEST_PARTITION: forget_idx}
+            out.append(Request(partitions(forget_idx, None if forget_test is None else forget_test.long(), this_request),
+                               partitions(gone, gone_test, this_request)))
     return out
+
+
+# --------------------------------------------------------------------------- named partitions
+#: The partitions every run has; "forget_test" / "retain_test" exist for class and group forgetting only.
+BUILTIN_PARTITIONS = ("train", "test", "forget", "retain", "forget_test", "retain_test")
+#: With several deletion requests, "request" is the current request's samples (and "forget" all deleted so far).
+REQUEST_PARTITION = "request"
+COMBINE = ("from", "union", "intersection", "difference")
+
+
+class Selector:
+    """One step of a named partition's ``select`` chain: keeps part of an index set."""
+
+    def check(self) -> None:
+        """Cross-field checks; a :class:`ConfigError` path is relative to the selector."""
+
+    def for_seed(self, seed: int) -> "Selector":
+        return self
+
+    def select(self, dataset: Dataset, index: Tensor, rng: np.random.Generator) -> Tensor:
+        raise NotImplementedError
+
+    def as_config(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass
+class Sample(Selector):
+    """A seeded random ``fraction`` of the set, or ``count`` samples (all of them where the set is
+    smaller); ``stratified``: each class keeps its share (scikit-learn's stratified split)."""
+
+    fraction: Annotated[float, Range(0, 1, low_inclusive=False)] | None = None
+    count: PositiveInt | None = None
+    stratified: bool = False
+
+    def check(self) -> None:
+        if (self.fraction is None) == (self.count is None):
+            raise ConfigError("give exactly one of 'fraction' or 'count'", "fraction")
+
+    def select(self, dataset: Dataset, index: Tensor, rng: np.random.Generator) -> Tensor:
+        n = len(index)
+        k = min(self.count, n) if self.count is not None else int(round(self.fraction * n))
+        if k == n or k == 0:
+            return index[:k]
+        if not self.stratified:
+            chosen = np.sort(rng.choice(n, size=k, replace=False))
+        else:
+            from sklearn.model_selection import train_test_split
+
+            try:
+                _, chosen = train_test_split(np.arange(n), test_size=k, stratify=dataset.targets[index].cpu().numpy(),
+                                             random_state=int(rng.integers(2**31 - 1)))
+            except ValueError as exc:  # a class with a single sample, or fewer samples than classes
+                raise ConfigError(f"cannot draw a stratified sample of {k} from {n} samples: {exc}", "stratified") from exc
+            chosen = np.sort(chosen)
+        return index[torch.as_tensor(chosen, dtype=torch.long, device=index.device)]
+
+
+@dataclass
+class First(Selector):
+    """The first ``first`` samples of the set (the lowest dataset indices; all where it is smaller)."""
+
+    first: PositiveInt
+
+    def select(self, dataset: Dataset, index: Tensor, rng: np.random.Generator) -> Tensor:
+        return index[: self.first]
+
+
+@dataclass
+class Classes(Selector):
+    """The samples whose label is one of ``classes``."""
+
+    classes: list[NonNegativeInt]
+
+    def check(self) -> None:
+        if not self.classes:
+            raise ConfigError("expected at least one class, got []", "classes")
+
+    def select(self, dataset: Dataset, index: Tensor, rng: np.random.Generator) -> Tensor:
+        beyond = [c for c in self.classes if c >= dataset.num_classes]
+        if beyond:
+            raise ConfigError(f"class {beyond[0]} is not a class of {dataset.name} ({dataset.num_classes} classes)", "classes")
+        return index[torch.isin(dataset.targets[index], torch.as_tensor(self.classes, device=index.device))]
+
+
+@dataclass
+class Attribute(Selector):
+    """The samples whose per-sample ``attribute`` takes one of ``values``, or lies in
+    ``range`` [low, high] (both ends included)."""
+
+    attribute: str
+    values: list[float] | None = None
+    range: tuple[float, float] | None = None
+
+    def check(self) -> None:
+        if (self.values is None) == (self.range is None):
+            raise ConfigError("give exactly one of 'values' or 'range'", "values")
+        if self.range is not None and self.range[0] > self.range[1]:
+            raise ConfigError(f"expected [low, high] with low <= high, got {list(self.range)}", "range")
+
+    def select(self, dataset: Dataset, index: Tensor, rng: np.random.Generator) -> Tensor:
+        if self.attribute not in dataset.attributes:
+            known = ", ".join(sorted(dataset.attributes)) or "none"
+            raise ConfigError(f"{dataset.name} has no attribute {self.attribute!r} (attributes: {known})", "attribute")
+        values = dataset.attributes[self.attribute][index]
+        if self.range is not None:
+            keep = (values >= self.range[0]) & (values <= self.range[1])
+        else:
+            keep = torch.isin(values.double(), torch.as_tensor(self.values, dtype=torch.float64, device=values.device))
+        return index[keep]
+
+
+@dataclass
+class Indices(Selector):
+    """The samples whose dataset index is listed in ``indices`` or in the file ``path`` (``.npy``,
+    or ``.json`` with the list under ``key``, by default the partition's own name, so a run's
+    ``indices/seed{seed}.json`` gives a named partition back; ``{seed}`` is the experiment seed)."""
+
+    indices: list[NonNegativeInt] | None = None
+    path: PathText | None = None
+    key: str | None = None
+
+    def check(self) -> None:
+        if (self.indices is None) == (self.path is None):
+            raise ConfigError("give exactly one of 'indices' or 'path'", "indices")
+
+    def for_seed(self, seed: int) -> "Indices":
+        return self if self.path is None else replace(self, path=self.path.replace("{seed}", str(seed)))
+
+    def select(self, dataset: Dataset, index: Tensor, rng: np.random.Generator) -> Tensor:
+        from erasure.data.forget import read_indices
+
+        listed = self.indices if self.path is None else read_indices(self.path, self.key)
+        beyond = [i for i in listed if i >= len(dataset)]
+        if beyond:
+            raise ConfigError(f"index {beyond[0]} is beyond the {len(dataset)} samples of {dataset.name}",
+                              "path" if self.path else "indices")
+        return index[torch.isin(index, torch.as_tensor(listed, dtype=torch.long, device=index.device))]
+
+
+#: A selector's kind, told by the key that only it has.
+SELECTORS: dict[str, type[Selector]] = {"fraction": Sample, "count": Sample, "first": First, "classes": Classes,
+                                         "attribute": Attribute, "indices": Indices, "path": Indices}
+
+
+@dataclass
+class PartitionRule:
+    """One entry of ``data.partitions``: the set ``combine`` makes of ``operands`` ("from" one
+    partition, or their "union", "intersection" or "difference": the first minus the others),
+    narrowed by each selector of ``select`` in turn."""
+
+    name: str
+    combine: str
+    operands: list[str]
+    select: list[Selector]
+
+    def as_config(self) -> dict[str, Any]:
+        return {self.combine: self.operands[0] if self.combine == "from" else list(self.operands),
+                "select": [s.as_config() for s in self.select]}
+
+    def operand_path(self, i: int) -> str:
+        """The JSON path of operand ``i``: ``data.partitions.<name>.from`` or ``...union[i]``."""
+        return f"data.partitions.{self.name}.{self.combine if self.combine == 'from' else f'{self.combine}[{i}]'}"
+
+    def apply(self, dataset: Dataset, indices: dict[str, Tensor], seed: int) -> Tensor:
+        """This partition's indices (sorted) given the partitions defined so far, drawn with a
+        generator seeded by (``seed``, its name) alone."""
+        sets = []
+        for i, name in enumerate(self.operands):
+            if name not in indices:
+                raise ConfigError(f"partition {name!r} does not exist in this run (forget_test and retain_test "
+                                  "exist for class and group forgetting only)", self.operand_path(i))
+            sets.append(indices[name])
+        index = sets[0]
+        if self.combine == "union":
+            index = torch.unique(torch.cat(sets))
+        elif self.combine == "intersection":
+            for other in sets[1:]:
+                index = index[torch.isin(index, other)]
+        elif self.combine == "difference":
+            index = index[~torch.isin(index, torch.cat(sets[1:]))] if len(sets) > 1 else index
+        rng = np.random.default_rng(derive_seed(seed, "partition", self.name))
+        for i, selector in enumerate(self.select):
+            try:
+                index = selector.for_seed(seed).select(dataset, index, rng)
+            except ConfigError as exc:
+                where = f"data.partitions.{self.name}.select[{i}]"
+                exc.path = join_path(where, exc.path) if exc.path else where
+                raise
+        return index
+
+
+def parse_selector(spec: Any, path: str, name: str) -> Selector:
+    """A selector object (``{"fraction": 0.1, "stratified": true}``, ``{"classes": [3]}``, ...),
+    checked like a component's parameters."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"expected a selector object such as {{\"fraction\": 0.1}}, got {spec!r}"[:200], path)
+    kinds = list(dict.fromkeys(SELECTORS[k] for k in spec if k in SELECTORS))
+    if len(kinds) != 1:
+        given = [k for k in spec if k in SELECTORS]
+        if given:
+            raise ConfigError(f"one selector per item, got {' and '.join(repr(k) for k in given)} (list them in turn: "
+                              "they apply in order)", path)
+        raise ConfigError(f"expected one of the selector keys {', '.join(SELECTORS)}, got {sorted(spec)}", path)
+    cls = kinds[0]
+    check_parameters(cls, spec, path)
+    selector = cls(**{k: tuple(v) if k == "range" else v for k, v in spec.items()})
+    if isinstance(selector, Indices) and selector.path is not None and selector.key is None:
+        selector.key = name
+    try:
+        selector.check()
+    except ConfigError as exc:
+        exc.path = join_path(path, exc.path)
+        raise
+    return selector
+
+
+def parse_partitions(spec: Any, builtin: list[str]) -> list[PartitionRule]:
+    """The rules of ``data.partitions``, checked (names, references, cycles, selectors) and ordered
+    so that each comes after the partitions it reads."""
+    path = "data.partitions"
+    if not isinstance(spec, dict):
+        raise ConfigError(f"expected an object of named partitions, got {type(spec).__name__}", path)
+    rules: dict[str, PartitionRule] = {}
+    for name, entry in spec.items():
+        where = join_path(path, name)
+        if name in builtin or name == REQUEST_PARTITION:
+            raise ConfigError(f"{name!r} is a built-in partition; give yours another name", where)
+        if not name.isidentifier():
+            raise ConfigError(f"expected a partition name of letters, digits and underscores, got {name!r}", where)
+        if not isinstance(entry, dict):
+            raise ConfigError(f'expected an object such as {{"from": "retain", "select": [...]}}, got {entry!r}'[:200], where)
+        unknown = [k for k in entry if k not in (*COMBINE, "select")]
+        if unknown:
+            raise ConfigError(f"unknown key {unknown[0]!r} (expected one of {', '.join(COMBINE)}, and 'select')",
+                              join_path(where, unknown[0]))
+        combine = [k for k in COMBINE if k in entry]
+        if len(combine) != 1:
+            raise ConfigError(f"give exactly one of {', '.join(repr(k) for k in COMBINE)}", where)
+        operands = entry[combine[0]]
+        operands = [operands] if combine[0] == "from" else operands
+        if not isinstance(operands, list) or not operands or not all(isinstance(o, str) for o in operands):
+            raise ConfigError("expected a partition name" if combine[0] == "from" else "expected a list of partition names",
+                              join_path(where, combine[0]))
+        select = entry.get("select", [])
+        if not isinstance(select, list):
+            raise ConfigError("expected a list of selectors", join_path(where, "select"))
+        rules[name] = PartitionRule(name, combine[0], operands,
+                                    [parse_selector(s, join_path(where, f"select[{i}]"), name) for i, s in enumerate(select)])
+    defined = [*builtin, *rules]
+    for rule in rules.values():
+        for i, operand in enumerate(rule.operands):
+            if operand not in defined:
+                raise ConfigError(f"no partition {operand!r} (defined partitions: {', '.join(defined)})", rule.operand_path(i))
+    return _dependency_order(rules, path)
+
+
+def _dependency_order(rules: dict[str, PartitionRule], path: str) -> list[PartitionRule]:
+    """The rules with each after those it reads (in file order otherwise); a cycle is a config error naming it."""
+    ordered: list[PartitionRule] = []
+    waiting = dict(rules)
+    while waiting:
+        ready = [r for r in waiting.values() if not any(o in waiting for o in r.operands)]
+        if not ready:
+            chain = [next(iter(waiting))]
+            while chain.count(chain[-1]) < 2:
+                chain.append(next(o for o in waiting[chain[-1]].operands if o in waiting))
+            cycle = chain[chain.index(chain[-1]):]
+            raise ConfigError(f"named partitions refer to each other in a cycle: {' -> '.join(cycle)}",
+                              join_path(path, cycle[0]))
+        for rule in ready:
+            ordered.append(waiting.pop(rule.name))
+    return ordered
+
+
+def add_named(partitions: Partitions, rules: Sequence[PartitionRule], seed: int) -> Partitions:
+    """``partitions`` with the named ones of ``rules`` added (the same object, its indices extended)."""
+    for rule in rules:
+        partitions.indices[rule.name] = rule.apply(partitions.dataset, partitions.indices, seed)
+    return partitions

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from erasure.core.params import PartitionName
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.results.targets import as_gold, ideal
 
@@ -18,17 +19,20 @@ def top1_accuracy(logits: Tensor, targets: Tensor) -> float:
 
 class Accuracy(Evaluator):
     """``accuracy_<partition>`` on forget, retain, test and, for class or group forgetting,
-    forget_test / retain_test (the "Df" / "Dr" columns of the SSD and JiT tables)."""
+    forget_test / retain_test (the "Df" / "Dr" columns of the SSD and JiT tables).
+
+    ``partitions`` lists others instead, named ones of ``data.partitions`` included (their
+    target: as gold, like test accuracy). Empty partitions are skipped."""
 
     metric_targets = {"accuracy_forget": as_gold(), "accuracy_forget_test": as_gold(), "accuracy_test": as_gold(),
-                      "accuracy_retain": ideal(1), "accuracy_retain_test": ideal(1)}
+                      "accuracy_retain": ideal(1), "accuracy_retain_test": ideal(1), "accuracy_*": as_gold()}
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, partitions: list[PartitionName] | None = None) -> None:
+        self.partitions = partitions
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         return {
             f"accuracy_{name}": top1_accuracy(outcome.logits("unlearned", name), outcome.targets(name))
-            for name in REPORTED
+            for name in (REPORTED if self.partitions is None else self.partitions)
             if name in outcome.partitions and outcome.partitions.size(name) > 0
         }

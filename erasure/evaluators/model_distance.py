@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from erasure.core.params import PartitionName
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.gold_distance import PARTITIONS, activation_distance, js_divergence, kl_divergence, parameter_distance
 from erasure.results.targets import as_gold, ideal
@@ -69,7 +70,7 @@ class ModelDistance(Evaluator):
         """To the original, gold's own distance to it is the target; to gold, none is best."""
         return {f"distance_{self.reference}_*": as_gold(0, None) if self.reference == "original" else ideal(0, 0, None)}
 
-    def __init__(self, reference: Literal["original", "gold"] = "original", partitions: list[str] | None = None,
+    def __init__(self, reference: Literal["original", "gold"] = "original", partitions: list[PartitionName] | None = None,
                  per_layer: bool = True):
         self.reference = reference
         self.partitions = partitions

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from erasure.core.errors import ConfigError
+from erasure.core.params import PartitionName
 from erasure.results.targets import Target, as_gold, informational
 from erasure.evaluators.base import Evaluator, ModelName, Outcome, Undefined
 
@@ -109,7 +110,7 @@ class SklearnMetric(Evaluator):
 
     contract_config = {"parameters": {"metric": "f1_score", "parameters": {"average": "macro"}}}
 
-    def __init__(self, metric: str, partition: str = "test", model: ModelName = "unlearned", input: Input = "auto",
+    def __init__(self, metric: str, partition: PartitionName = "test", model: ModelName = "unlearned", input: Input = "auto",
                  parameters: dict[str, Any] | None = None, name: str | None = None):
         self.metric = metric
         self.partition = partition

@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from erasure.core.params import PartitionName
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.gold_distance import js_divergence
 from erasure.models.training import predict_logits
@@ -48,15 +49,15 @@ class ZRF(Evaluator):
     by the number of classes, in (−∞, 1] (unbounded below where one model gives almost no mass to
     a class the other favours); ``js`` is the paper's definition, 1 − mean JS divergence in nats,
     in [1 − ln 2, 1].
-    ``partition``: ``forget`` (default; the paper's D_f, and the code's for random forgetting) or
+    ``partition``: ``forget`` (default; the paper's D_f, and the code's for random forgetting),
     ``forget_test`` (the test samples of the forgotten classes, which the code uses for class
-    forgetting). The random model is a fresh initialisation of the config's architecture, seeded
+    forgetting) or any other partition, a named one of ``data.partitions`` too. The random model is a fresh initialisation of the config's architecture, seeded
     from the job's seed.
     """
 
     metric_targets = {"zrf": as_gold(None, 1)}
 
-    def __init__(self, divergence: Divergence = "reference", partition: Literal["forget", "forget_test"] = "forget"):
+    def __init__(self, divergence: Divergence = "reference", partition: PartitionName = "forget"):
         self.divergence = divergence
         self.partition = partition
 

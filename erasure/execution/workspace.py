@@ -129,9 +129,10 @@ class Workspace:
             dataset = self.dataset()
             try:
                 requests = make_request_partitions(dataset, self.exp.split, self.exp.requests, seed,
-                                                   prepare=self.exp.source.prepare, holdout=self.exp.holdout)
+                                                   prepare=self.exp.source.prepare, named=self.exp.named_partitions,
+                                                   holdout=self.exp.holdout)
             except ConfigError as exc:
-                raise exc.in_file(self.exp.file)
+                raise exc.in_file(self.exp.file_for(exc.path))
             moved = [Request(r.unlearning.to(self.device), r.evaluation.to(self.device)) for r in requests]
             if len(requests) == 1:
                 moved = [Request(moved[0].evaluation, moved[0].evaluation)]
