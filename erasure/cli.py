@@ -135,17 +135,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers and not args.executor:
             overrides.append('execution.executor="local"')
         experiment = load_experiment(args.config, overrides, args.imports)
-        if args.validate:
-            from erasure.execution.runner import Runner
+        from erasure.execution.runner import Runner
 
+        options = dict(use_cache=not args.no_cache, overwrite=args.overwrite, progress=not args.no_progress)
+        if "sweep" in experiment.config:  # sub-experiments, one per combination of the swept values
+            from erasure.tuning.sweep import expand, run_sweep
+
+            if args.validate:
+                subs = expand(experiment)
+                for _, sub in subs:
+                    Runner(sub, use_cache=False)
+                print(f"{args.config}: OK ({len(subs)} sub-experiments of {len(experiment.unlearners)} unlearners)")
+                return 0
+            return run_sweep(experiment, lambda sub: Runner(sub, **options).run())
+        if args.validate:
             Runner(experiment, use_cache=False)  # also checks the device
             print(f"{args.config}: OK ({len(experiment.unlearners)} unlearners, {len(experiment.evaluators)} evaluators, "
                   f"{len(experiment.seeds)} seeds)")
             return 0
-        from erasure.execution.runner import Runner
-
-        runner = Runner(experiment, use_cache=not args.no_cache, overwrite=args.overwrite, progress=not args.no_progress)
-        return runner.run().exit_code
+        return Runner(experiment, **options).run().exit_code
     except ConfigError as exc:
         if args.debug:
             raise

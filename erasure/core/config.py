@@ -241,6 +241,7 @@ class UnlearnerEntry:
     spec: dict[str, Any]
     search: dict[str, Any] = field(default_factory=dict)
     swept: dict[str, Any] = field(default_factory=dict)
+    tuned: Any = None  # erasure.tuning.protocol.Tuned, once the tuning protocol chose its parameters
 
 
 def _format_value(value: Any) -> str:

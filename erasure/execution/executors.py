@@ -41,6 +41,7 @@ class WorkerSetup:
     run_id: str
     threads: int
     sys_path: list[str] = field(default_factory=list)
+    holdout: float | None = None  # tuning: the validation view of the data (see Experiment.holdout)
 
 
 def dead_worker_rows(task: Task, run: dict[str, Any], reason: str) -> JobResult:

@@ -7,6 +7,7 @@ they cross process and machine boundaries unchanged.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -92,7 +93,8 @@ def make_plan(experiment: Any, parameters: dict[str, str], finished: set) -> Pla
         pending = []
         for entry in experiment.unlearners:
             for unlearning_seed in experiment.unlearning_seeds or [None]:
-                task = UnlearnTask(seed, entry.label, parameters[entry.label], unlearning_seed)
+                spec = json.dumps(entry.spec, sort_keys=True, default=str) if entry.tuned is not None else None
+                task = UnlearnTask(seed, entry.label, parameters[entry.label], unlearning_seed, spec)
                 if task.key in finished:
                     skipped += 1
                 else:
