@@ -30,6 +30,9 @@ from erasure.data.forget import ForgetSpec
 class Split:
     """How to split a source without an official test split (``data.split`` in a config).
 
+    ``stratified`` keeps the class shares in both parts; multi-label data is always split
+    uniformly at random (scikit-learn stratifies one class per sample only).
+
     ``path`` takes the train and test indices from a file instead (the ``train`` and ``test``
     lists of a run's ``indices/seed{seed}.json``; ``{seed}`` is the experiment seed), so two runs
     or two frameworks split alike.
@@ -136,7 +139,7 @@ def split_train_test(dataset: Dataset, split: Split, seed: int) -> tuple[Tensor,
             positions,
             test_size=split.test_fraction,
             random_state=seed,
-            stratify=labels if split.stratified else None,
+            stratify=labels if split.stratified and not dataset.multi_label else None,
         )
     except ValueError as exc:  # too few samples (per class, if stratified) for this fraction
         raise ConfigError(f"cannot split {len(positions)} samples with test_fraction {split.test_fraction}"
