@@ -8,6 +8,7 @@ import torch
 
 from erasure.core.params import Fraction, PositiveInt, Range
 from erasure.data.dataset import Dataset, DataSource
+from erasure.data.sources.synthetic import correlated_attribute
 
 
 def standardised(dataset: Dataset, train_idx: torch.Tensor) -> Dataset:
@@ -89,13 +90,9 @@ class SklearnMultiLabel(DataSource):
         features, targets = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
         attributes = {}
         if self.attribute:
-            g = torch.Generator().manual_seed(self.seed)
-            label0 = targets[:, 0].long()
-            agree = torch.rand(self.n_samples, generator=g) < self.attribute_correlation
-            z = torch.where(agree, label0, 1 - label0)
-            direction = torch.randn(self.n_features, generator=g)
-            features = features + self.attribute_shift * z[:, None].float() * direction / direction.norm()
-            attributes[self.attribute] = z
+            features, attributes[self.attribute] = correlated_attribute(
+                features, targets[:, 0].long(), self.attribute_correlation, self.attribute_shift,
+                torch.Generator().manual_seed(self.seed))
         return Dataset(features, targets, self.num_labels, attributes, name="multilabel")
 
     def prepare(self, dataset: Dataset, train_idx: torch.Tensor) -> Dataset:
