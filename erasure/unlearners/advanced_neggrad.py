@@ -4,7 +4,7 @@ import itertools
 from torch import nn
 
 from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
 
 PLAIN_SGD = {"class": "SGD"}
 
@@ -19,6 +19,8 @@ class AdvancedNegGrad(Unlearner):
     its small-scale notebook uses α 0.95. ``batch_size`` None uses the original recipe's
     (the reference's retain batch is 128).
     """
+
+    tasks = TASKS
 
     def __init__(self, alpha: OpenFraction = 0.9999, epochs: PositiveInt = 10, lr: PositiveFloat = 0.01,
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):
@@ -35,7 +37,7 @@ class AdvancedNegGrad(Unlearner):
             forget = itertools.cycle(list(ctx.batches("forget", self.batch_size)))
             for (xr, yr), (xf, yf) in zip(ctx.batches("retain", self.batch_size), forget):
                 optimizer.zero_grad(set_to_none=True)
-                loss = self.alpha * cross_entropy(model, xr, yr) - (1 - self.alpha) * cross_entropy(model, xf, yf)
+                loss = self.alpha * task_loss(model(xr), yr) - (1 - self.alpha) * task_loss(model(xf), yf)
                 loss.backward()
                 optimizer.step()
         return model.eval()

@@ -3,7 +3,7 @@ from torch import nn
 
 from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import finetune_layers, last_layers
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer
 from erasure.unlearners.finetuning import FINETUNE_SGD
 
 
@@ -22,6 +22,8 @@ class CFk(Unlearner):
     lr 0.02; the reference trains 62 epochs of SGD, weight decay 5e-5, under cosine annealing
     with warm restarts); ``batch_size`` None uses the original recipe's.
     """
+
+    tasks = TASKS
 
     def __init__(self, k: PositiveInt = 1, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02,
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):

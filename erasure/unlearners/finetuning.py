@@ -2,7 +2,7 @@
 from torch import nn
 
 from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
 
 #: SSD's fine-tuning baseline (if-loops/selective-synaptic-dampening, src/utils.py ``fit_one_cycle``).
 FINETUNE_SGD = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
@@ -15,6 +15,8 @@ class FineTuning(Unlearner):
     src/forget_*_strategies.py → src/utils.py ``fit_one_cycle``): 5 epochs, SGD with momentum 0.9
     and weight decay 5e-4 at lr 0.02, no schedule. ``batch_size`` None uses the original recipe's.
     """
+
+    tasks = TASKS
 
     def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02, batch_size: PositiveInt | None = None,
                  optimizer: MethodOptimizerSpec | None = None):
@@ -29,6 +31,6 @@ class FineTuning(Unlearner):
         for _ in range(self.epochs):
             for x, y in ctx.batches("retain", self.batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                cross_entropy(model, x, y).backward()
+                task_loss(model(x), y).backward()
                 optimizer.step()
         return model.eval()

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from erasure.core.params import PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
 
 
 def perturb(x: Tensor, sigma: float, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
@@ -68,6 +68,8 @@ class JiT(Unlearner):
     statistics (the N perturbation passes then run one by one, as there). Both True reproduce
     the reference code.
     """
+
+    tasks = TASKS
 
     def __init__(self, sigma: PositiveFloat = 0.5, lr: PositiveFloat = 3e-4, num_samples: PositiveInt = 25,
                  batch_size: PositiveInt = 128, accumulate_gradients: bool = False, train_mode: bool = False):

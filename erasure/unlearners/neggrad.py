@@ -2,7 +2,7 @@
 from torch import nn
 
 from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
 
 ADAM = {"class": "Adam"}
 
@@ -15,6 +15,8 @@ class NegGrad(Unlearner):
     ``batch_size`` None uses the original recipe's. Very sensitive to the learning rate:
     too high destroys the model, too low does nothing.
     """
+
+    tasks = TASKS
 
     def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 1e-3, batch_size: PositiveInt | None = None,
                  optimizer: MethodOptimizerSpec | None = None):
@@ -29,6 +31,6 @@ class NegGrad(Unlearner):
         for _ in range(self.epochs):
             for x, y in ctx.batches("forget", self.batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                (-cross_entropy(model, x, y)).backward()
+                (-task_loss(model(x), y)).backward()
                 optimizer.step()
         return model.eval()

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from erasure.core.params import PositiveFloat, PositiveInt
 from erasure.unlearners._common import diagonal_fisher, per_sample_fisher
-from erasure.unlearners.base import Unlearner, UnlearningContext
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
 
 log = logging.getLogger("erasure.unlearners")
 
@@ -56,6 +56,8 @@ class SSD(Unlearner):
     Defaults: α (``alpha``, selection weighting) 10, λ (``dampening``) 1, as in the paper's
     CIFAR experiments; ``batch_size`` None uses the original recipe's (the reference's is 64).
     """
+
+    tasks = TASKS
 
     def __init__(self, alpha: PositiveFloat = 10.0, dampening: PositiveFloat = 1.0, label_free: bool = False,
                  importance: Importance = "per_sample", batch_size: PositiveInt | None = None):
