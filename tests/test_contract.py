@@ -11,7 +11,10 @@ import torch
 from torch import nn
 
 from erasure.testing import check_evaluator, check_unlearner
-from erasure.testing.test_contract import test_evaluator_contract, test_unlearner_contract  # noqa: F401
+from erasure.testing.test_contract import (  # noqa: F401
+    test_evaluator_contract, test_evaluator_contract_on_multi_label_data, test_unlearner_contract,
+    test_unlearner_contract_on_multi_label_data,
+)
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.unlearners.base import Unlearner, UnlearningContext
 

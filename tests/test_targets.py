@@ -22,14 +22,15 @@ def produced(tmp_path_factory) -> dict[str, set[str]]:
     """Every metric each registered evaluator produces on the tiny world (its contract parameters),
     judging an Identity job; evaluators that read other metrics run after them, as in a run."""
     evaluators = registry("evaluator")
-    by_forget: dict[str, list[str]] = {}
+    by_world: dict[str, list[str]] = {}
     for name, cls in evaluators.items():
         forget = cls.contract_config.get("forget", {"class": "ClassForget", "parameters": {"classes": [0]}})
-        by_forget.setdefault(json.dumps(forget, sort_keys=True), []).append(name)
+        by_world.setdefault(json.dumps([cls.tasks[0], forget], sort_keys=True), []).append(name)
     out: dict[str, set[str]] = {}
-    for forget, names in by_forget.items():
-        config = tiny_config(tmp_path_factory.mktemp("targets"))
-        config["data"]["forget"] = json.loads(forget)
+    for world, names in by_world.items():
+        task, forget = json.loads(world)
+        config = tiny_config(tmp_path_factory.mktemp("targets"), task=task)
+        config["data"]["forget"] = forget
         runner = make_workspace(config)
         state = runner.prepare_seeds()[0]
         runner.train_references(state)

@@ -204,16 +204,24 @@ def _trial_step(optimizer: Any) -> None:
 
 
 def _dry_loss(cls: type, params: dict) -> Any:
+    """Build the loss and call it on a single-label batch, else on a multi-label one (which task
+    the data has is checked once it is loaded)."""
     import torch
 
     loss = cls(**params)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            value = loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
-    except Exception as exc:
+    logits = torch.randn(4, 3)
+    errors = []
+    for targets in (torch.tensor([0, 1, 2, 0]), torch.tensor([[0.0, 1, 1], [1, 0, 0], [0, 0, 1], [1, 1, 0]])):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = loss(logits, targets)
+            break
+        except Exception as exc:
+            errors.append(" ".join(str(exc).split()))
+    else:
         raise ConfigError(f"{cls.__name__} does not fit a classification task, which gives a loss logits (N, C) "
-                          f"and class indices (N,): {' '.join(str(exc).split())}") from exc
+                          f"and class indices (N,), or (multi-label) logits (N, L) and 0/1 targets (N, L): {errors[0]}")
     if not isinstance(value, torch.Tensor) or value.dim() != 0:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ConfigError(f"{cls.__name__} with these parameters gives {shape}, not one number "

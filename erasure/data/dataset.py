@@ -24,6 +24,10 @@ from torch import Tensor
 
 from erasure.core.registry import Component
 
+SINGLE_LABEL = "single-label"
+MULTI_LABEL = "multi-label"
+TASKS = (SINGLE_LABEL, MULTI_LABEL)
+
 
 @dataclass
 class NodeBatch:
@@ -89,7 +93,11 @@ class _Items(torch.utils.data.Dataset):
 
 @dataclass
 class Dataset:
-    """N samples with class labels, optional per-sample attributes and official splits."""
+    """N samples with class labels, optional per-sample attributes and official splits.
+
+    Multi-label data gives ``targets`` as a 0/1 matrix ``(N, L)`` (stored as float32, what
+    ``BCEWithLogitsLoss`` takes) with ``num_classes`` = L.
+    """
 
     inputs: Any
     targets: Tensor
@@ -100,6 +108,8 @@ class Dataset:
     info: dict[str, Any] = field(default_factory=dict)  # facts a model may need, e.g. vocab_size
 
     def __post_init__(self) -> None:
+        if self.targets.dim() == 2:
+            self._check_label_matrix()
         n = len(self.targets)
         if self.kind in ("tensor", "lazy") and len(self.inputs) != n:
             raise ValueError(f"{self.name}: {len(self.inputs)} inputs but {n} targets")
@@ -107,8 +117,26 @@ class Dataset:
             if len(values) != n:
                 raise ValueError(f"{self.name}: attribute {key!r} has {len(values)} values for {n} samples")
 
+    def _check_label_matrix(self) -> None:
+        labels = self.targets.shape[1]
+        if labels != self.num_classes:
+            raise ValueError(f"{self.name}: multi-label targets have {labels} columns but num_classes is {self.num_classes}")
+        if not bool(((self.targets == 0) | (self.targets == 1)).all()):
+            raise ValueError(f"{self.name}: multi-label targets (N, L) must hold only 0 and 1")
+        if not self.targets.is_floating_point():
+            self.targets = self.targets.float()
+
     def __len__(self) -> int:
         return len(self.targets)
+
+    @property
+    def task(self) -> str:
+        """``"single-label"`` (targets are class indices ``(N,)``) or ``"multi-label"`` (0/1 targets ``(N, L)``)."""
+        return MULTI_LABEL if self.targets.dim() == 2 else SINGLE_LABEL
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == MULTI_LABEL
 
     @property
     def kind(self) -> str:

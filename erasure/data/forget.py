@@ -51,7 +51,11 @@ def _subsample(index: Tensor, fraction: float, rng: np.random.Generator) -> Tens
 
 
 class ClassForget(ForgetSpec):
-    """Forget every training sample of ``classes`` (or a random ``fraction`` of each)."""
+    """Forget every training sample of ``classes`` (or a random ``fraction`` of each).
+
+    On multi-label data a class is a label: the samples that carry any of ``classes`` are
+    forgotten, and ``forget_test`` / ``retain_test`` are the test samples with / without one.
+    """
 
     def __init__(self, classes: list[NonNegativeInt], fraction: PartialFraction = 1.0):
         self.classes = classes
@@ -62,22 +66,32 @@ class ClassForget(ForgetSpec):
             raise ConfigError("expected at least one class to forget, got []", "classes")
 
     def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
-        present = set(torch.unique(dataset.targets[train_idx]).tolist())
+        if dataset.multi_label:
+            present = set(torch.nonzero(dataset.targets[train_idx].any(0)).flatten().tolist())
+        else:
+            present = set(torch.unique(dataset.targets[train_idx]).tolist())
         missing = [c for c in self.classes if c not in present]
         if missing:
+            what, plural = ("label", "labels") if dataset.multi_label else ("class", "classes")
             raise ConfigError(
-                f"class {missing[0]} is not in the training data of {dataset.name} "
-                f"(classes present: {sorted(present)})",
+                f"{what} {missing[0]} is not in the training data of {dataset.name} ({plural} present: {sorted(present)})",
                 "classes",
             )
         chosen = []
         for c in sorted(set(self.classes)):
-            members = train_idx[dataset.targets[train_idx] == c]
+            members = train_idx[_has_class(dataset.targets[train_idx], [c])]
             chosen.append(_subsample(members, self.fraction, rng))
-        return torch.sort(torch.cat(chosen)).values
+        return torch.unique(torch.cat(chosen))  # sorted; a sample with several forgotten labels counts once
 
     def test_indices(self, dataset: Dataset, test_idx: Tensor) -> Tensor:
-        return test_idx[_values_in(dataset.targets[test_idx], self.classes)]
+        return test_idx[_has_class(dataset.targets[test_idx], self.classes)]
+
+
+def _has_class(targets: Tensor, classes: list[int]) -> Tensor:
+    """Which samples belong to one of ``classes``: their class is one, or (multi-label) they carry one."""
+    if targets.dim() == 2:
+        return targets[:, classes].bool().any(1)
+    return _values_in(targets, classes)
 
 
 class RandomForget(ForgetSpec):
@@ -97,6 +111,9 @@ class RandomForget(ForgetSpec):
         count = self.count if self.count is not None else int(round(self.fraction * n))
         if count >= n:
             raise ConfigError(f"count {count} leaves no retain data (the training set has {n} samples)", "count")
+        if self.stratified and dataset.multi_label:
+            raise ConfigError(f"stratified sampling needs one class per sample, but {dataset.name} is multi-label; "
+                              "set \"stratified\": false", "stratified")
         if not self.stratified:
             chosen = np.sort(rng.choice(n, size=count, replace=False))
             return train_idx[torch.as_tensor(chosen, device=train_idx.device)]

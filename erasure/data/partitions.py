@@ -31,6 +31,9 @@ from erasure.data.forget import ForgetSpec
 class Split:
     """How to split a source without an official test split (``data.split`` in a config).
 
+    ``stratified`` keeps the class shares in both parts; multi-label data is always split
+    uniformly at random (scikit-learn stratifies one class per sample only).
+
     ``path`` takes the train and test indices from a file instead (the ``train`` and ``test``
     lists of a run's ``indices/seed{seed}.json``; ``{seed}`` is the experiment seed), so two runs
     or two frameworks split alike.
@@ -137,7 +140,7 @@ def split_train_test(dataset: Dataset, split: Split, seed: int) -> tuple[Tensor,
             positions,
             test_size=split.test_fraction,
             random_state=seed,
-            stratify=labels if split.stratified else None,
+            stratify=labels if split.stratified and not dataset.multi_label else None,
         )
     except ValueError as exc:  # too few samples (per class, if stratified) for this fraction
         raise ConfigError(f"cannot split {len(positions)} samples with test_fraction {split.test_fraction}"
@@ -309,7 +312,7 @@ class First(Selector):
 
 @dataclass
 class Classes(Selector):
-    """The samples whose label is one of ``classes``."""
+    """The samples whose label is one of ``classes`` (multi-label data: that carry one of them)."""
 
     classes: list[NonNegativeInt]
 
@@ -321,7 +324,10 @@ class Classes(Selector):
         beyond = [c for c in self.classes if c >= dataset.num_classes]
         if beyond:
             raise ConfigError(f"class {beyond[0]} is not a class of {dataset.name} ({dataset.num_classes} classes)", "classes")
-        return index[torch.isin(dataset.targets[index], torch.as_tensor(self.classes, device=index.device))]
+        targets = dataset.targets[index]
+        if targets.dim() == 2:  # multi-label: the samples carrying any of the labels
+            return index[targets[:, self.classes].bool().any(1)]
+        return index[torch.isin(targets, torch.as_tensor(self.classes, device=index.device))]
 
 
 @dataclass

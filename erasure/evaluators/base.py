@@ -15,8 +15,9 @@ from torch import Tensor, nn
 
 from erasure.core.registry import Component
 from erasure.core.timing import Timing
+from erasure.data.dataset import SINGLE_LABEL, TASKS  # noqa: F401  (TASKS: ``tasks`` of an evaluator for both)
 from erasure.data.partitions import Partitions
-from erasure.models.training import predict_logits
+from erasure.models.training import predict_logits, task_loss
 from erasure.results.targets import Target
 
 ModelName = Literal["unlearned", "original", "gold"]
@@ -99,17 +100,20 @@ class Outcome:
         return self.partitions.targets(partition)
 
     def losses(self, which: ModelName, partition: str) -> Tensor:
-        """Per-sample cross-entropy of a model on a partition."""
-        return nn.functional.cross_entropy(self.logits(which, partition), self.targets(partition), reduction="none")
+        """Per-sample loss of a model on a partition: cross-entropy, or on multi-label data the
+        binary cross-entropy averaged over the labels (:func:`~erasure.models.training.task_loss`)."""
+        return task_loss(self.logits(which, partition), self.targets(partition), reduction="none")
 
 
 class Evaluator(Component, kind="evaluator"):
     """Base of every evaluation. ``requires`` names metrics (of other evaluators) this one reads;
     ``uses_gold`` says it reads the gold model (or its timing), so the plan trains gold ahead;
-    ``metric_targets`` gives the target of every metric it produces (see erasure/results/targets.py)."""
+    ``metric_targets`` gives the target of every metric it produces (see erasure/results/targets.py);
+    ``tasks`` the kinds of targets it handles ("single-label", "multi-label")."""
 
     requires: ClassVar[tuple[str, ...]] = ()
     uses_gold: ClassVar[bool] = False
+    tasks: ClassVar[tuple[str, ...]] = (SINGLE_LABEL,)
     metric_targets: ClassVar[Mapping[str, Target]] = {}
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from erasure.evaluators.base import Evaluator, Outcome, Undefined
+from erasure.evaluators.base import TASKS, Evaluator, Outcome, Undefined
 from erasure.results.targets import informational
 
 
@@ -38,6 +38,8 @@ class Flops(Evaluator):
     that ``torch.profiler`` attaches to its events: the same on an MLP, but without convolution
     backward (benchmarks/flops_vs_profiler.py).
     """
+
+    tasks = TASKS
 
     @property
     def metric_targets(self) -> dict:  # type: ignore[override]

@@ -5,7 +5,7 @@ import logging
 import math
 
 from erasure.core.timing import Timing
-from erasure.evaluators.base import Evaluator, Outcome
+from erasure.evaluators.base import TASKS, Evaluator, Outcome
 from erasure.results.targets import informational
 
 log = logging.getLogger("erasure")
@@ -31,6 +31,7 @@ class RunTime(Evaluator):
     """
 
     uses_gold = True
+    tasks = TASKS
     metric_targets = {"wall_seconds": informational("lower"), "cpu_seconds": informational("lower"),
                       "peak_rss_mb": informational("lower"), "peak_cuda_mb": informational("lower"),
                       "speedup_vs_gold": informational("higher")}

@@ -13,7 +13,7 @@ from torch import Tensor
 from erasure.core.errors import ConfigError
 from erasure.core.params import PartitionName
 from erasure.results.targets import Target, as_gold, informational
-from erasure.evaluators.base import Evaluator, ModelName, Outcome, Undefined
+from erasure.evaluators.base import TASKS, Evaluator, ModelName, Outcome, Undefined
 
 Input = Literal["auto", "labels", "probabilities", "logits"]
 SUFFIXES = ("_score", "_loss", "_error", "_corrcoef", "_deviance")
@@ -64,14 +64,21 @@ def sklearn_score(name: str, targets: Tensor, logits: Tensor, input: str = "auto
     outputs; with two classes, scores are the positive class's (p₁, or z₁ − z₀), as sklearn's
     binary metrics expect. For more classes, ``labels`` defaults to every class (so the columns
     match the classes even when a partition lacks some) and roc_auc_score's ``multi_class`` to
-    "ovr"; ranking metrics get the truth one-hot. Parameters given explicitly win.
+    "ovr"; ranking metrics get the truth one-hot. On multi-label data the truth is the 0/1
+    indicator matrix and predictions are per label: "labels" = logit > 0, "probabilities" = the
+    sigmoid. Parameters given explicitly win.
     """
     fn = metric_function(name)
     kind = default_input(name) if input == "auto" else input
     num_classes = logits.shape[1]
     truth = targets.cpu().numpy()
     kwargs: dict[str, Any] = {}
-    if kind == "labels":
+    if targets.dim() == 2:  # multi-label: indicator matrices, each label on its own
+        truth = truth.astype(np.int64)
+        z = logits.double()
+        scores = {"labels": (z > 0).long(), "probabilities": torch.sigmoid(z), "logits": z}[kind]
+        predictions = scores.cpu().numpy()
+    elif kind == "labels":
         predictions = logits.argmax(1).cpu().numpy()
     else:
         z = logits.double()
@@ -106,8 +113,10 @@ class SklearnMetric(Evaluator):
     for functions of scores or probabilities (``y_score``, ``y_proba``: roc_auc_score,
     average_precision_score, log_loss, top_k_accuracy_score, brier_score_loss), the logits for
     hinge_loss, and the predicted labels otherwise. ERASURE's TorchSKLearn always passes labels.
+    On multi-label data the metric sees indicator matrices (see :func:`sklearn_score`).
     """
 
+    tasks = TASKS
     contract_config = {"parameters": {"metric": "f1_score", "parameters": {"average": "macro"}}}
 
     def __init__(self, metric: str, partition: PartitionName = "test", model: ModelName = "unlearned", input: Input = "auto",

@@ -5,7 +5,7 @@ import numpy as np
 
 from erasure.core.params import PositiveInt
 from erasure.evaluators.attack_models import AttackModel, attack_classifier, quiet_convergence
-from erasure.evaluators.base import Evaluator, Outcome
+from erasure.evaluators.base import TASKS, Evaluator, Outcome
 from erasure.results.targets import as_gold
 
 
@@ -41,8 +41,10 @@ def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray
 
 class UMIA(Evaluator):
     """``umia_accuracy``: loss attack on D_f (members) versus D_t (non-members); ideal 0.5.
-    ``attack``: "logistic" (the kit's) or "mlp" (a small neural network)."""
+    ``attack``: "logistic" (the kit's) or "mlp" (a small neural network). On multi-label data the
+    loss is the binary cross-entropy averaged over the labels (:meth:`Outcome.losses`)."""
 
+    tasks = TASKS
     metric_targets = {"umia_accuracy": as_gold()}
 
     def __init__(self, n_splits: PositiveInt = 10, attack: AttackModel = "logistic"):

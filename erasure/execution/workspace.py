@@ -39,6 +39,7 @@ from erasure.execution.jobs import JobResult, ReferenceTask, Task, UnlearnTask
 from erasure.execution.safety import (
     interrupted_by_user, nonfinite_parameters, partitions_for_job, signature, undefined_reason,
 )
+from erasure.execution.task_check import check_task
 from erasure.models.training import TrainingRecipe, train_model
 from erasure.unlearners.base import UnlearningContext
 
@@ -128,6 +129,7 @@ class Workspace:
         if seed not in self.states:
             dataset = self.dataset()
             try:
+                check_task(self.exp, dataset)
                 requests = make_request_partitions(dataset, self.exp.split, self.exp.requests, seed,
                                                    prepare=self.exp.source.prepare, named=self.exp.named_partitions,
                                                    holdout=self.exp.holdout)

@@ -1,7 +1,8 @@
 """The component contract (after scikit-learn's ``check_estimator`` and timm's model tests).
 
 A component runs on a tiny synthetic world with the parameters in its ``contract_config``
-(defaults otherwise), or the ones given, and must: build from a config spec without changing it;
+(defaults otherwise), or the ones given, with single-label targets unless it handles only
+multi-label ones (``task`` picks the world of a task it handles), and must: build from a config spec without changing it;
 round-trip its parameters through ``get_params`` (as JSON); leave the original and gold models
 and its own parameters untouched; give finite weights (an unlearner) or float metrics (an
 evaluator); and give identical results twice under the same seed.
@@ -21,6 +22,7 @@ from torch import nn
 from erasure.core.factory import allowed_imports, build
 from erasure.core.registry import load_builtins, registry
 from erasure.core.timing import Timing
+from erasure.data.dataset import MULTI_LABEL, SINGLE_LABEL
 
 TINY_CONFIG: dict[str, Any] = {
     "name": "tiny",
@@ -39,27 +41,35 @@ TINY_CONFIG: dict[str, Any] = {
     "output": {"writers": [{"class": "CSVWriter"}]},
     "cache": {"enabled": False},
 }
+#: The tiny world's multi-label data (ClassForget then forgets the samples carrying label 0).
+TINY_MULTI_LABEL_SOURCE = {"class": "SklearnMultiLabel", "parameters": {
+    "n_samples": 240, "n_features": 8, "num_labels": 4, "attribute": "group", "seed": 0}}
 DEFAULT_FORGET = {"class": "ClassForget", "parameters": {"classes": [0]}}
 _WORLDS: dict[str, tuple] = {}
 
 
-def tiny_config(directory: str | Path, **changes: Any) -> dict[str, Any]:
-    """A deep copy of :data:`TINY_CONFIG` writing to ``directory/out``, with top-level keys replaced."""
+def tiny_config(directory: str | Path, task: str = SINGLE_LABEL, **changes: Any) -> dict[str, Any]:
+    """A deep copy of :data:`TINY_CONFIG` writing to ``directory/out``, with top-level keys replaced;
+    ``task`` "multi-label" swaps in :data:`TINY_MULTI_LABEL_SOURCE` and ``BCEWithLogitsLoss``."""
     config = copy.deepcopy(TINY_CONFIG)
     config["output"]["dir"] = str(Path(directory) / "out")
+    if task == MULTI_LABEL:
+        config["data"]["source"] = copy.deepcopy(TINY_MULTI_LABEL_SOURCE)
+        config["training"]["loss"] = {"class": "BCEWithLogitsLoss"}
     config.update(changes)
     return config
 
 
-def world(forget: dict | None = None, imports: tuple[str, ...] = ()) -> tuple:
-    """(workspace, seed state) of the tiny config with ``forget``, its reference models trained; one per process."""
+def world(forget: dict | None = None, imports: tuple[str, ...] = (), task: str = SINGLE_LABEL) -> tuple:
+    """(workspace, seed state) of the tiny config of ``task`` with ``forget``, its reference models
+    trained; one per process."""
     from erasure.core.config import build_experiment
     from erasure.execution.runner import Runner
 
     forget = forget or DEFAULT_FORGET
-    key = json.dumps([forget, imports], sort_keys=True)
+    key = json.dumps([forget, imports, task], sort_keys=True)
     if key not in _WORLDS:
-        config = tiny_config(tempfile.mkdtemp(prefix="erasure-contract-"), imports=list(imports))
+        config = tiny_config(tempfile.mkdtemp(prefix="erasure-contract-"), task, imports=list(imports))
         config["data"]["forget"] = copy.deepcopy(forget)
         workspace = Runner(build_experiment(config), use_cache=False, progress=False, out=lambda *_: None).workspace
         state = workspace.prepare_seeds()[0]
@@ -101,18 +111,20 @@ def _build_checked(name: str, kind: str, parameters: dict) -> Any:
     return component
 
 
-def check_unlearner(component: str | type, parameters: dict | None = None, forget: dict | None = None) -> None:
+def check_unlearner(component: str | type, parameters: dict | None = None, forget: dict | None = None,
+                    task: str | None = None) -> None:
     """Assert the unlearner contract for a registered name or a class (raises ``AssertionError``).
 
     ``parameters`` default to the class's ``contract_config["parameters"]``; ``forget`` (a forget
-    spec) to its ``contract_config["forget"]``, else forgetting class 0 of a tiny synthetic set.
+    spec) to its ``contract_config["forget"]``, else forgetting class 0 of a tiny synthetic set;
+    ``task`` ("single-label" or "multi-label") to the first of the class's ``tasks``.
     """
     name, cls, modules = _resolve(component, "unlearner")
     contract = getattr(cls, "contract_config", {})
     parameters = contract.get("parameters", {}) if parameters is None else parameters
     with allowed_imports(modules):
         unlearner = _build_checked(name, "unlearner", parameters)
-        workspace, state = world(forget or contract.get("forget"), modules)
+        workspace, state = world(forget or contract.get("forget"), modules, task or cls.tasks[0])
         params_before = copy.deepcopy(unlearner.get_params())
         original, gold = _snapshot(state.original), _snapshot(state.gold)
 
@@ -132,18 +144,19 @@ def check_unlearner(component: str | type, parameters: dict | None = None, forge
     assert unlearner.get_params() == params_before, "unlearning must not modify the unlearner's parameters"
 
 
-def check_evaluator(component: str | type, parameters: dict | None = None, forget: dict | None = None) -> None:
+def check_evaluator(component: str | type, parameters: dict | None = None, forget: dict | None = None,
+                    task: str | None = None) -> None:
     """Assert the evaluator contract for a registered name or a class (raises ``AssertionError``).
 
-    It judges a NegGrad step on the tiny world; metrics it ``requires`` are filled from the other
-    registered evaluators that run there.
+    It judges a NegGrad step on the tiny world of ``task`` (default: the first of the class's
+    ``tasks``); metrics it ``requires`` are filled from the other registered evaluators that run there.
     """
     name, cls, modules = _resolve(component, "evaluator")
     contract = getattr(cls, "contract_config", {})
     parameters = contract.get("parameters", {}) if parameters is None else parameters
     with allowed_imports(modules):
         evaluator = _build_checked(name, "evaluator", parameters)
-        workspace, state = world(forget or contract.get("forget"), modules)
+        workspace, state = world(forget or contract.get("forget"), modules, task or cls.tasks[0])
         params_before = copy.deepcopy(evaluator.get_params())
         unlearner = build({"class": "NegGrad", "parameters": {"epochs": 1, "lr": 0.01}}, "unlearner", "u")
         ctx = workspace.make_context(state, "NegGrad")

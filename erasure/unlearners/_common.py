@@ -9,7 +9,7 @@ from torch.func import functional_call, grad, vmap
 
 from erasure.data.partitions import Partitions
 from erasure.models.base import layer_groups
-from erasure.unlearners.base import UnlearningContext
+from erasure.unlearners.base import UnlearningContext, task_loss
 
 
 def random_wrong_labels(targets: Tensor, num_classes: int, generator: torch.Generator) -> Tensor:
@@ -62,9 +62,10 @@ def diagonal_fisher(
     """Mean over batches of the squared (or absolute) gradient of the batch loss, per parameter.
 
     One forward/backward pass per batch (SSD's ``calc_importance``); ``loss_fn(logits, targets)``
-    defaults to cross-entropy. The model's mode is left as it was.
+    defaults to the task's loss (:func:`task_loss`: cross-entropy on single-label data). The
+    model's mode is left as it was.
     """
-    loss_fn = loss_fn or nn.functional.cross_entropy
+    loss_fn = loss_fn or task_loss
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     count = 0
@@ -93,9 +94,10 @@ def per_sample_fisher(
     batched changes it (up to float rounding; it accumulates in float64). Tensor inputs get
     their per-sample gradients from ``torch.func.vmap`` over ``grad``, ``chunk_size`` samples at
     a time (peak memory ~ ``chunk_size`` × the parameter count); other data (graphs) falls back to
-    batches of one. The model must be in eval mode (no batch-dependent layers).
+    batches of one. The model must be in eval mode (no batch-dependent layers). ``loss_fn``
+    defaults to the task's loss (:func:`task_loss`).
     """
-    loss_fn = loss_fn or nn.functional.cross_entropy
+    loss_fn = loss_fn or task_loss
     if partitions.dataset.kind not in ("tensor", "lazy"):
         return diagonal_fisher(model, partitions.batches(index, 1), loss_fn, absolute)
     params = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
@@ -134,7 +136,8 @@ def fit_on_tensors(
 
 def finetune_layers(model: nn.Module, ctx: UnlearningContext, layers: list[nn.Module], epochs: int,
                     optimizer_factory: Callable[[list[nn.Parameter]], torch.optim.Optimizer], batch_size: int) -> nn.Module:
-    """Train only ``layers`` on D_r with cross-entropy; everything else keeps its weights and statistics."""
+    """Train only ``layers`` on D_r with the task's loss (cross-entropy on single-label data);
+    everything else keeps its weights and statistics."""
     flags = [p.requires_grad for p in model.parameters()]
     trainable = freeze_all_but(model, layers)
     optimizer = optimizer_factory(trainable)
@@ -142,7 +145,7 @@ def finetune_layers(model: nn.Module, ctx: UnlearningContext, layers: list[nn.Mo
         set_train_mode_only(model, layers)
         for x, y in ctx.batches("retain", batch_size):
             optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(model(x), y).backward()
+            task_loss(model(x), y).backward()
             optimizer.step()
     for p, flag in zip(model.parameters(), flags):
         p.requires_grad_(flag)

@@ -5,7 +5,7 @@ from torch import nn
 
 from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
                                  PositiveInt, Uniform)
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
 
 PLAIN_SGD = {"class": "SGD"}
 
@@ -21,6 +21,7 @@ class AdvancedNegGrad(Unlearner):
     (the reference's retain batch is 128).
     """
 
+    tasks = TASKS
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"alpha": Uniform(0.5, 0.9999), "epochs": IntRange(1, 10), "lr": LogUniform(1e-4, 1e-1)}
 
@@ -39,7 +40,7 @@ class AdvancedNegGrad(Unlearner):
             forget = itertools.cycle(list(ctx.batches("forget", self.batch_size)))
             for (xr, yr), (xf, yf) in zip(ctx.batches("retain", self.batch_size), forget):
                 optimizer.zero_grad(set_to_none=True)
-                loss = self.alpha * cross_entropy(model, xr, yr) - (1 - self.alpha) * cross_entropy(model, xf, yf)
+                loss = self.alpha * task_loss(model(xr), yr) - (1 - self.alpha) * task_loss(model(xf), yf)
                 loss.backward()
                 optimizer.step()
         return model.eval()

@@ -4,6 +4,10 @@
 the unlearned model (it may modify and return the copy). Everything random must
 come from ``ctx`` (``ctx.generator``, ``ctx.rng``) or the global RNGs, which the
 runner reseeds per (seed, unlearner) before the call.
+
+Losses on labels go through :func:`task_loss` (cross-entropy over classes, or binary
+cross-entropy per label on multi-label data). A method that works on multi-label data says so
+in ``tasks``; the runner refuses the others on such data before anything is trained.
 """
 from __future__ import annotations
 
@@ -18,8 +22,10 @@ from torch import Tensor, nn
 from erasure.core.factory import instantiate
 from erasure.core.registry import Component
 from erasure.core.timing import Timing
+from erasure.data.dataset import SINGLE_LABEL, TASKS  # noqa: F401  (TASKS: ``tasks`` of a method for both)
 from erasure.data.partitions import Partitions
 from erasure.models.training import TrainingRecipe, train_model
+from erasure.models.training import task_loss  # noqa: F401  (re-exported: the loss unlearners use)
 
 
 @dataclass
@@ -70,9 +76,11 @@ class UnlearningContext:
 class Unlearner(Component, kind="unlearner"):
     """Base of every unlearning method. Subclasses implement :meth:`unlearn`. ``uses_gold`` says the
     method reads the gold model (``ctx.reuse_gold`` / ``ctx.gold_provider``), so the plan trains it
-    ahead; gold is trained on first use anyway."""
+    ahead; gold is trained on first use anyway. ``tasks`` lists the kinds of targets it handles
+    ("single-label", "multi-label"; see :attr:`erasure.data.Dataset.task`)."""
 
     uses_gold: ClassVar[bool] = False
+    tasks: ClassVar[tuple[str, ...]] = (SINGLE_LABEL,)
     #: Default search space of the tuning protocol: parameter name -> LogUniform / Uniform / IntRange /
     #: Choice (erasure.core.params), over the ranges its papers use and containing the defaults. A config
     #: overrides it per entry under "search"; an empty space is never tuned.
@@ -106,7 +114,3 @@ def step_scheduler(scheduler: torch.optim.lr_scheduler.LRScheduler | None, loss:
 
 
 SGD_MOMENTUM = {"class": "SGD", "parameters": {"momentum": 0.9}}
-
-
-def cross_entropy(model: nn.Module, x: Any, y: Tensor) -> Tensor:
-    return nn.functional.cross_entropy(model(x), y)

@@ -3,7 +3,7 @@ from torch import nn
 
 from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import finetune_layers, last_layers
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer
 from erasure.unlearners.finetuning import FINETUNE_SGD
 
 
@@ -23,6 +23,7 @@ class CFk(Unlearner):
     with warm restarts); ``batch_size`` None uses the original recipe's.
     """
 
+    tasks = TASKS
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"k": IntRange(1, 3), "epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 

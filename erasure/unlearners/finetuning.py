@@ -2,7 +2,7 @@
 from torch import nn
 
 from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
 
 #: SSD's fine-tuning baseline (if-loops/selective-synaptic-dampening, src/utils.py ``fit_one_cycle``).
 FINETUNE_SGD = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
@@ -16,6 +16,7 @@ class FineTuning(Unlearner):
     and weight decay 5e-4 at lr 0.02, no schedule. ``batch_size`` None uses the original recipe's.
     """
 
+    tasks = TASKS
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 
@@ -32,6 +33,6 @@ class FineTuning(Unlearner):
         for _ in range(self.epochs):
             for x, y in ctx.batches("retain", self.batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                cross_entropy(model, x, y).backward()
+                task_loss(model(x), y).backward()
                 optimizer.step()
         return model.eval()

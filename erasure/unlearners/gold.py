@@ -1,7 +1,7 @@
 """GoldModel: retraining from scratch on the retain set, the reference for every method."""
 from torch import nn
 
-from erasure.unlearners.base import Unlearner, UnlearningContext
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
 
 
 class GoldModel(Unlearner):
@@ -13,6 +13,7 @@ class GoldModel(Unlearner):
     """
 
     uses_gold = True
+    tasks = TASKS
 
     def __init__(self) -> None:
         pass

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from erasure.core.params import LogUniform, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
 
 
 def perturb(x: Tensor, sigma: float, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
@@ -69,6 +69,7 @@ class JiT(Unlearner):
     the reference code.
     """
 
+    tasks = TASKS
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"sigma": LogUniform(0.01, 1.0), "lr": LogUniform(1e-5, 1e-2)}
 

@@ -2,7 +2,7 @@
 from torch import nn
 
 from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
 
 ADAM = {"class": "Adam"}
 
@@ -16,6 +16,7 @@ class NegGrad(Unlearner):
     too high destroys the model, too low does nothing.
     """
 
+    tasks = TASKS
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"epochs": IntRange(1, 10), "lr": LogUniform(1e-5, 1e-2)}
 
@@ -32,6 +33,6 @@ class NegGrad(Unlearner):
         for _ in range(self.epochs):
             for x, y in ctx.batches("forget", self.batch_size):
                 optimizer.zero_grad(set_to_none=True)
-                (-cross_entropy(model, x, y)).backward()
+                (-task_loss(model(x), y)).backward()
                 optimizer.step()
         return model.eval()

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from erasure.core.params import LogUniform, PositiveFloat, PositiveInt
 from erasure.unlearners._common import diagonal_fisher, per_sample_fisher
-from erasure.unlearners.base import Unlearner, UnlearningContext
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
 
 log = logging.getLogger("erasure.unlearners")
 
@@ -57,6 +57,7 @@ class SSD(Unlearner):
     CIFAR experiments; ``batch_size`` None uses the original recipe's (the reference's is 64).
     """
 
+    tasks = TASKS
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"alpha": LogUniform(1.0, 100.0), "dampening": LogUniform(0.1, 10.0)}
 

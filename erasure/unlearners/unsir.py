@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from erasure.core.params import (Fraction, IntRange, LogUniform, MethodOptimizerSpec, NonNegativeFloat,
                                  NonNegativeInt, PositiveFloat, PositiveInt)
 from erasure.unlearners._common import fit_on_tensors
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
 
 log = logging.getLogger("erasure.unlearners")
 ADAM = {"class": "Adam"}
@@ -146,13 +146,15 @@ class UNSIRChoiNa(Unlearner):
     and the model takes one step on CE(f(N), y_r) + CE(f(x_r), y_r) (the noise carries the
     retain batch's labels). Repair: ``repair_epochs`` epochs of CE on all of D_r at
     ``repair_lr``. The model stays in eval mode throughout, as in the notebook (whose evaluation
-    call before unlearning leaves it there). Tensor inputs only.
+    call before unlearning leaves it there). Tensor inputs only. On multi-label data CE is the
+    task's loss (binary cross-entropy per label, :func:`~erasure.unlearners.base.task_loss`).
 
     Defaults (the MUFAC notebook): 2 impair epochs, batch 64, 5 noise steps at 0.01, noise
     clamped to [0, 1] (image inputs), plain SGD at lr 1e-3 for impair and repair, 1 repair epoch
     (``optimizer`` replaces SGD for both).
     """
 
+    tasks = TASKS
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"epochs": IntRange(1, 5), "lr": LogUniform(1e-4, 1e-1), "noise_lr": LogUniform(1e-3, 1e-1)}
 
@@ -195,12 +197,12 @@ class UNSIRChoiNa(Unlearner):
                     continue
                 noise = self.noise(model, x_f, ctx.generator)
                 impair.zero_grad(set_to_none=True)
-                (nn.functional.cross_entropy(model(noise), y_r) + nn.functional.cross_entropy(model(x_r), y_r)).backward()
+                (task_loss(model(noise), y_r) + task_loss(model(x_r), y_r)).backward()
                 impair.step()
         repair = build_optimizer(self.optimizer, SGD, model.parameters(), self.repair_lr)
         for _ in range(self.repair_epochs):
             for x, y in ctx.batches("retain", size):
                 repair.zero_grad(set_to_none=True)
-                nn.functional.cross_entropy(model(x), y).backward()
+                task_loss(model(x), y).backward()
                 repair.step()
         return model.eval()

@@ -11,7 +11,7 @@ from erasure.core.params import PositiveInt
 from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions
 from erasure.models.training import train_model
-from erasure.unlearners.base import Unlearner, UnlearningContext
+from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
 
 COVARIANCE_RIDGE = 1e-6  # added to each group covariance so constant features (e.g. blank pixels) stay invertible
 MAX_SUPPORT = 500  # support size cap of the free-support barycenter (three or more groups)
@@ -200,6 +200,7 @@ class WassersteinBarycenter(Unlearner):
     tensor inputs (not graphs).
     """
 
+    tasks = TASKS
     contract_config: ClassVar[dict[str, Any]] = {"forget": {"class": "FeatureForget", "parameters": {"attribute": "group"}}}
 
     def __init__(self, variant: Literal["gaussian", "exact"] = "gaussian", attribute: str | None = None,

@@ -11,6 +11,16 @@ from erasure.data.dataset import Dataset, DataSource
 from typing import Annotated
 
 
+def correlated_attribute(features: torch.Tensor, bit: torch.Tensor, correlation: float, shift: float,
+                         generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A binary attribute z per row that equals ``bit`` with probability ``correlation``, and the
+    features shifted by ``shift`` along a fixed random direction where z is 1."""
+    agree = torch.rand(len(features), generator=generator) < correlation
+    z = torch.where(agree, bit, 1 - bit)
+    direction = torch.randn(features.shape[1], generator=generator)
+    return features + shift * z[:, None].float() * direction / direction.norm(), z
+
+
 class Synthetic(DataSource):
     """``num_classes`` isotropic Gaussian blobs in ``n_features`` dimensions.
 
@@ -54,11 +64,8 @@ class Synthetic(DataSource):
         features = means[targets] + torch.randn(self.n_samples, width, generator=g)
         attributes = {}
         if self.attribute:
-            agree = torch.rand(self.n_samples, generator=g) < self.attribute_correlation
-            z = torch.where(agree, targets % 2, 1 - targets % 2)
-            direction = torch.randn(width, generator=g)
-            features = features + self.attribute_shift * z[:, None].float() * direction / direction.norm()
-            attributes[self.attribute] = z
+            features, attributes[self.attribute] = correlated_attribute(
+                features, targets % 2, self.attribute_correlation, self.attribute_shift, g)
         if self.image_shape:
             features = features.reshape(self.n_samples, *self.image_shape)
         return Dataset(features, targets, self.num_classes, attributes, name="synthetic")
