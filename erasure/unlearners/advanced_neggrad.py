@@ -4,12 +4,12 @@ import itertools
 from torch import nn
 
 from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer, cross_entropy
 
 PLAIN_SGD = {"class": "SGD"}
 
 
-class AdvancedNegGrad(Unlearner):
+class AdvancedNegGrad(TrainingUnlearner):
     """Minimise α·CE(D_r) − (1−α)·CE(D_f), a batch of each per step (NegGrad+ of Kurmanji et al. 2023;
     Choi & Na 2023).
 
@@ -38,4 +38,5 @@ class AdvancedNegGrad(Unlearner):
                 loss = self.alpha * cross_entropy(model, xr, yr) - (1 - self.alpha) * cross_entropy(model, xf, yf)
                 loss.backward()
                 optimizer.step()
+            ctx.end_epoch(model)
         return model.eval()

@@ -2,13 +2,13 @@
 from torch import nn
 
 from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer, cross_entropy
 
 #: SSD's fine-tuning baseline (if-loops/selective-synaptic-dampening, src/utils.py ``fit_one_cycle``).
 FINETUNE_SGD = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 
 
-class FineTuning(Unlearner):
+class FineTuning(TrainingUnlearner):
     """Fine-tune on D_r (Golatkar et al. 2020 baseline).
 
     Defaults are the SSD repository's ``finetune`` baseline (if-loops/selective-synaptic-dampening,
@@ -31,4 +31,5 @@ class FineTuning(Unlearner):
                 optimizer.zero_grad(set_to_none=True)
                 cross_entropy(model, x, y).backward()
                 optimizer.step()
+            ctx.end_epoch(model)
         return model.eval()

@@ -2,12 +2,12 @@
 from torch import nn
 
 from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, cross_entropy
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer, cross_entropy
 
 ADAM = {"class": "Adam"}
 
 
-class NegGrad(Unlearner):
+class NegGrad(TrainingUnlearner):
     """Minimise −CE on D_f (Golatkar et al. 2020 baseline).
 
     Defaults are ERASURE's NegGrad (aiim-research/ERASURE, erasure/unlearners/NegGrad.py, after
@@ -31,4 +31,5 @@ class NegGrad(Unlearner):
                 optimizer.zero_grad(set_to_none=True)
                 (-cross_entropy(model, x, y)).backward()
                 optimizer.step()
+            ctx.end_epoch(model)
         return model.eval()
