@@ -219,6 +219,17 @@ def validation_split(ctx: UnlearningContext, validation: str | float | None) -> 
     return parts, index
 
 
+def selection_key(rule: SelectRule, metrics: dict[str, float], gold: dict[str, float] | None) -> tuple:
+    """What ``rule`` minimises over the epochs (see :class:`EpochSelection`)."""
+    if rule == "gold_gap":
+        return (metrics["gold_gap"],)
+    if rule == "validation_accuracy":
+        return (-metrics["accuracy_validation"],)
+    if metrics["accuracy_forget"] <= gold["accuracy_forget"]:
+        return (0, -metrics["accuracy_validation"])
+    return (1, metrics["accuracy_forget"])
+
+
 class EpochSelection:
     """Measures the model after every epoch and keeps the epoch the rule prefers (earliest on ties).
 
@@ -250,23 +261,13 @@ class EpochSelection:
             for m, mode in modes:
                 m.training = mode
 
-    def key(self, metrics: dict[str, float]) -> tuple:
-        """What the rule minimises."""
-        if self.rule == "gold_gap":
-            return (metrics["gold_gap"],)
-        if self.rule == "validation_accuracy":
-            return (-metrics["accuracy_validation"],)
-        if metrics["accuracy_forget"] <= self.gold["accuracy_forget"]:
-            return (0, -metrics["accuracy_validation"])
-        return (1, metrics["accuracy_forget"])
-
     def end_epoch(self, model: nn.Module) -> None:
         self.epoch += 1
         metrics = self.measure(model)
         if self.rule == "gold_gap":
             metrics["gold_gap"] = gold_gap(metrics, self.gold, self.GAP_TARGETS)
         self.ctx.log(self.epoch, {f"selection_{k}": v for k, v in metrics.items()})
-        key = self.key(metrics)
+        key = selection_key(self.rule, metrics, self.gold)
         if self.best is None or key < self.best[0]:
             self.best = (key, self.epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
 
