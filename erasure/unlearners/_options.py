@@ -100,28 +100,30 @@ def _force_eval(module: nn.Module, _args: Any) -> None:
 # ----------------------------------------------------------------------------- gradient masks
 @contextlib.contextmanager
 def masked_gradients(model: nn.Module, masks: dict[str, Tensor]) -> Iterator[None]:
-    """Within the block, gradient steps change no weight where its mask is False: the gradient is
-    masked as it is computed (a tensor hook) and, around every optimizer step that holds one of
-    these parameters, the masked-out weights are put back as they were before the step (so weight
-    decay and momentum cannot move them either). Parameters without a mask are unaffected."""
-    params = {n: p for n, p in model.named_parameters() if n in masks}
-    owned = {id(p): (p, masks[n]) for n, p in params.items()}
-    saved: dict[int, Tensor] = {}
+    """Within the block, gradient steps change no weight where its mask is False: each gradient is
+    masked once accumulated, and after every optimizer step that holds one of these parameters the
+    masked-out weights are put back to their values at its first step (so weight decay and momentum
+    cannot move them either). Parameters without a mask are unaffected."""
+    params = {id(p): (p, masks[n]) for n, p in model.named_parameters() if n in masks}
+    kept: dict[int, Tensor] = {}  # the masked parameters' values at their first step
 
     def before_step(optimizer: torch.optim.Optimizer, *_: Any) -> None:
         for group in optimizer.param_groups:
             for p in group["params"]:
-                if id(p) in owned:
-                    saved[id(p)] = p.detach().clone()
+                if id(p) in params and id(p) not in kept:
+                    kept[id(p)] = p.detach().clone()
 
     def after_step(optimizer: torch.optim.Optimizer, *_: Any) -> None:
         with torch.no_grad():
-            for key, before in saved.items():
-                p, mask = owned[key]
-                p.copy_(torch.where(mask, p, before))
-        saved.clear()
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if id(p) in kept:
+                        p.copy_(torch.where(params[id(p)][1], p, kept[id(p)]))
 
-    handles = [p.register_hook(lambda g, mask=masks[n]: g * mask) for n, p in params.items() if p.requires_grad]
+    def mask_gradient(p: Tensor) -> None:
+        p.grad.mul_(params[id(p)][1])
+
+    handles = [p.register_post_accumulate_grad_hook(mask_gradient) for p, _ in params.values() if p.requires_grad]
     handles += [register_optimizer_step_pre_hook(before_step), register_optimizer_step_post_hook(after_step)]
     try:
         yield

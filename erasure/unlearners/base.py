@@ -129,7 +129,8 @@ class TrainingUnlearner(Unlearner, register=False):
       computation layer with its normalisations); every other layer keeps its weights and runs in
       eval mode, so its batch-norm statistics do not move either.
     - ``gradient_mask``: a {parameter name: 0/1} mask; weights where it is 0 never change (their
-      gradients are masked and each optimizer step leaves them as they were). The name of a mask
+      gradients are masked and every optimizer step puts them back to their values at the first
+      step, so weight decay and momentum cannot move them). The name of a mask
       an earlier ``SaliencyMask`` step of the same ``Cascade`` left in the context, else a file
       written with ``torch.save`` (read with ``weights_only=True``); unnamed parameters are free.
     - ``select``: checkpoint selection. After every epoch the model is measured on the forget set
