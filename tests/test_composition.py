@@ -233,6 +233,19 @@ def test_saliency_mask_writes_a_file_another_run_can_apply(tiny_world, tmp_path)
     assert all(torch.equal(after[n][~m], before[n][~m]) for n, m in written.items())
 
 
+def test_saliency_mask_never_writes_through_a_link_or_outside_its_directory(tiny_world, tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "sal.pt").symlink_to(target)
+    with pytest.raises(ConfigError, match="symbolic link"):
+        unlearn(tiny_world, {"class": "SaliencyMask", "parameters": {"path": "sal.pt"}}, output_dir=tmp_path / "job")
+    assert target.read_text() == "keep me"
+    for path in ("../up.pt", str(tmp_path / "absolute.pt")):
+        with pytest.raises(ConfigError, match="relative path without '..'"):
+            make({"class": "SaliencyMask", "parameters": {"path": path}})
+
+
 def test_salun_reuses_the_saliency_mask_step(tiny_world):
     """SalUn's mask is SaliencyMask's: a SalUn run moves only weights inside that mask."""
     workspace, state = tiny_world
@@ -272,3 +285,15 @@ def test_the_options_belong_to_the_methods_that_take_gradient_steps():
     eu = make({"class": "EUk", "parameters": {"k": 2, "trainable_layers": 1, "gradient_mask": "m"}})
     assert eu.get_params()["k"] == 2 and eu.trainable_layers == 1 and eu.gradient_mask == "m"
     assert make({"class": "EUk", "parameters": eu.get_params()}).get_params() == eu.get_params()
+
+
+def test_a_step_named_by_a_dotted_path_into_the_configs_imports_runs(tmp_path):
+    """Steps are built (and their classes resolved) with the config, where its imports are allowed."""
+    config = tiny_config(tmp_path, imports=["erasure_test_plugins"], unlearners=[
+        {"class": "Cascade", "parameters": {"unlearners": [
+            {"class": "erasure_test_plugins.ShrinkWeights", "parameters": {"factor": 0.5}},
+            {"class": "FineTuning", "parameters": {"epochs": 1}}]}}])
+    make_runner(config).run()
+    with open(tmp_path / "out" / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and {r["status"] for r in rows} == {"ok"}, {r["error"] for r in rows}

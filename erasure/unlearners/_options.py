@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
 
@@ -29,6 +27,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 from erasure.core.seeding import derive_seed
 from erasure.data.partitions import Partitions
 from erasure.models.training import accuracy
+from erasure.results.files import atomic_write_bytes
 from erasure.results.targets import as_gold, gold_gap
 from erasure.unlearners._common import last_layers
 
@@ -171,22 +170,13 @@ def read_gradient_mask(path: str | Path) -> dict[str, Tensor]:
 
 
 def write_gradient_mask(masks: dict[str, Tensor], path: str | Path) -> Path:
-    """Save ``masks`` (as boolean CPU tensors) to ``path`` in one step: a temporary file beside it,
-    then ``os.replace``; never through a symbolic link."""
+    """Save ``masks`` as boolean CPU tensors to ``path`` (its folders created), in one step and
+    never through a symbolic link (:func:`erasure.results.files.atomic_write_bytes`)."""
     path = Path(path)
-    if path.is_symlink():
-        raise ValueError(f"{path} is a symbolic link; refusing to write through it")
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     torch.save({n: m.detach().to("cpu", torch.bool) for n, m in masks.items()}, buffer)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -40,11 +40,14 @@ class Cascade(Unlearner):
     def check(self) -> None:
         if not self.unlearners:
             raise ConfigError("expected at least one unlearner spec", "unlearners")
-        self.steps()
+        self._steps = [build(spec, "unlearner", join_path("unlearners", i)) for i, spec in enumerate(self.unlearners)]
 
     def steps(self) -> list[Unlearner]:
-        """The steps, built (and checked) from their specs."""
-        return [build(spec, "unlearner", join_path("unlearners", i)) for i, spec in enumerate(self.unlearners)]
+        """The steps, built (and checked) from their specs when the config is built, where the
+        config's ``imports`` may be named by dotted paths."""
+        if getattr(self, "_steps", None) is None:
+            self.check()
+        return self._steps
 
     @property
     def uses_gold(self) -> bool:  # type: ignore[override]
