@@ -194,10 +194,10 @@ def validation_split(ctx: UnlearningContext, validation: str | float | None) -> 
             raise ValueError(f"validation partition {validation!r} does not exist (partitions: {', '.join(parts.names)})")
         index = parts[validation]
     else:
-        retain = parts["retain"]
-        count = max(1, int(round((validation or DEFAULT_VALIDATION_FRACTION) * len(retain))))
+        retain, share = parts["retain"], validation or DEFAULT_VALIDATION_FRACTION
+        count = max(1, int(round(share * len(retain))))
         if count >= len(retain):
-            raise ValueError(f"a validation share of {validation} leaves none of the {len(retain)} retained samples to train on")
+            raise ValueError(f"a validation share of {share} leaves none of the {len(retain)} retained samples to train on")
         generator = torch.Generator().manual_seed(derive_seed(ctx.seed, "validation"))
         chosen = torch.zeros(len(retain), dtype=torch.bool)
         chosen[torch.randperm(len(retain), generator=generator)[:count]] = True
@@ -205,8 +205,10 @@ def validation_split(ctx: UnlearningContext, validation: str | float | None) -> 
         index = retain[chosen]
         parts = Partitions(parts.dataset, {**parts.indices, "retain": retain[~chosen], "validation": index},
                            parts.forget_spec, dict(parts.extras))
-    test = torch.cat([parts[name] for name in TEST_PARTITIONS if name in parts])
-    if bool(torch.isin(index, test).any()):
+    if len(index) == 0:
+        raise ValueError(f"the validation partition {validation!r} is empty")
+    test = [parts[name] for name in TEST_PARTITIONS if name in parts]
+    if test and bool(torch.isin(index, torch.cat(test)).any()):
         raise ValueError(f"the validation partition {validation!r} holds test samples; checkpoint selection never reads the test set")
     return parts, index
 
