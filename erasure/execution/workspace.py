@@ -41,6 +41,7 @@ from erasure.execution.safety import (
 )
 from erasure.execution.task_check import check_task
 from erasure.models.training import TrainingRecipe, train_model
+from erasure.results.directory import job_slug
 from erasure.unlearners.base import UnlearningContext
 
 log = logging.getLogger("erasure")
@@ -378,6 +379,7 @@ class Workspace:
         """One unlearn call and its evaluations; the outcome is None when the job cannot go on."""
         label = entry.label
         ctx = self.make_context(state, label, request=request or 0)
+        ctx.output_dir = self.exp.output_dir / "files" / f"seed{state.seed}" / job_slug(label)  # files the job writes
 
         def row(metric: str, value: Any = None, **fields: Any) -> dict[str, Any]:
             return self._row(state.seed, label, params, metric, value, request=request, **fields)
