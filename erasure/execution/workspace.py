@@ -41,6 +41,7 @@ from erasure.execution.safety import (
 )
 from erasure.execution.task_check import check_task
 from erasure.models.training import TrainingRecipe, train_model
+from erasure.results.directory import job_slug
 from erasure.unlearners.base import UnlearningContext
 
 log = logging.getLogger("erasure")
@@ -386,6 +387,7 @@ class Workspace:
         """One unlearn call and its evaluations; the outcome is None when the job cannot go on."""
         label = entry.label
         ctx = self.make_context(state, label, request=request or 0, unlearning_seed=unlearning_seed)
+        ctx.output_dir = self.exp.output_dir / "files" / f"seed{state.seed}" / job_slug(label)  # files the job writes
         if log_hook is not None:
             logged = ctx.log_fn
             ctx.log_fn = lambda step, metrics: (logged(step, metrics), log_hook(step, metrics))

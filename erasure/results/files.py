@@ -1,6 +1,6 @@
 """Result files that stay where they belong.
 
-- :func:`atomic_write_text`: a whole file written through a temporary file and ``os.replace``,
+- :func:`atomic_write_text` / :func:`atomic_write_bytes`: a whole file written through a temporary file and ``os.replace``,
   never through a symbolic link.
 - :func:`escape_cell` / :func:`unescape_cell`: text cells a spreadsheet would run as a formula
   get a leading ``'`` (OWASP's advice for CSV injection), undone when erasure reads them back.
@@ -21,7 +21,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` in one step: a temporary file beside it, fsync, ``os.replace``.
+    """Write ``text`` (UTF-8) to ``path`` in one step (:func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` in one step: a temporary file beside it, fsync, ``os.replace``.
 
     A reader sees the old file or the new one, never half of it. ``path`` may not be a
     symbolic link or a directory (a planted link must not redirect the write); the temporary
@@ -35,8 +40,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise ConfigError(f"{path} is a directory; cannot write a file there", "output.dir")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,7 +1,7 @@
 """Helpers shared by several unlearners: relabelling, index batches, layer selection, diagonal Fisher."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -9,7 +9,10 @@ from torch.func import functional_call, grad, vmap
 
 from erasure.data.partitions import Partitions
 from erasure.models.base import layer_groups
-from erasure.unlearners.base import UnlearningContext, task_loss
+from erasure.models.training import task_loss
+
+if TYPE_CHECKING:  # base.py imports this module
+    from erasure.unlearners.base import UnlearningContext
 
 
 def random_wrong_labels(targets: Tensor, num_classes: int, generator: torch.Generator) -> Tensor:
@@ -39,10 +42,11 @@ def last_layers(model: nn.Module, ctx: UnlearningContext, k: int) -> list[tuple[
 
 
 def freeze_all_but(model: nn.Module, trainable: list[nn.Module]) -> list[nn.Parameter]:
-    """Turn gradients off outside ``trainable``; returns the parameters left trainable."""
+    """Turn gradients off outside ``trainable`` (a parameter already frozen stays frozen); returns
+    the parameters left trainable."""
     keep = {id(p) for m in trainable for p in m.parameters()}
     for p in model.parameters():
-        p.requires_grad_(id(p) in keep)
+        p.requires_grad_(id(p) in keep and p.requires_grad)
     return [p for p in model.parameters() if p.requires_grad]
 
 
@@ -147,6 +151,7 @@ def finetune_layers(model: nn.Module, ctx: UnlearningContext, layers: list[nn.Mo
             optimizer.zero_grad(set_to_none=True)
             task_loss(model(x), y).backward()
             optimizer.step()
+        ctx.end_epoch(model)
     for p, flag in zip(model.parameters(), flags):
         p.requires_grad_(flag)
     return model.eval()

@@ -5,12 +5,13 @@ from torch import nn
 
 from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
                                  PositiveInt, Uniform)
-from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
+from erasure.unlearners.base import (TASKS, TrainingUnlearner, UnlearningContext, build_optimizer,
+                                     task_loss)
 
 PLAIN_SGD = {"class": "SGD"}
 
 
-class AdvancedNegGrad(Unlearner):
+class AdvancedNegGrad(TrainingUnlearner):
     """Minimise α·CE(D_r) − (1−α)·CE(D_f), a batch of each per step (NegGrad+ of Kurmanji et al. 2023;
     Choi & Na 2023).
 
@@ -43,4 +44,5 @@ class AdvancedNegGrad(Unlearner):
                 loss = self.alpha * task_loss(model(xr), yr) - (1 - self.alpha) * task_loss(model(xf), yf)
                 loss.backward()
                 optimizer.step()
+            ctx.end_epoch(model)
         return model.eval()

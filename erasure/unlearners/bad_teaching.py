@@ -10,7 +10,7 @@ from erasure.core.factory import build
 from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
                                  PositiveInt, Spec, Uniform)
 from erasure.unlearners._common import index_batches
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
 
 ModelSpec = Annotated[dict, Spec("model")]
 
@@ -25,7 +25,7 @@ def bad_teacher_loss(student_logits: Tensor, competent_logits: Tensor, incompete
     return pointwise.mean()
 
 
-class BadTeaching(Unlearner):
+class BadTeaching(TrainingUnlearner):
     """Bad-teacher knowledge distillation (Chundawat, Tarun, Mandal & Kankanhalli, "Can Bad Teaching
     Induce Forgetting? Unlearning in Deep Networks Using an Incompetent Teacher", AAAI 2023).
 
@@ -84,4 +84,5 @@ class BadTeaching(Unlearner):
                 optimizer.zero_grad(set_to_none=True)
                 bad_teacher_loss(model(x), good, bad, is_forget[chunk], self.temperature).backward()
                 optimizer.step()
+            ctx.end_epoch(model)
         return model.eval()

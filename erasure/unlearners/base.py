@@ -8,24 +8,38 @@ runner reseeds per (seed, unlearner) before the call.
 Losses on labels go through :func:`task_loss` (cross-entropy over classes, or binary
 cross-entropy per label on multi-label data). A method that works on multi-label data says so
 in ``tasks``; the runner refuses the others on such data before anything is trained.
+
+Methods that take gradient steps subclass :class:`TrainingUnlearner`, which gives them the
+generic options ``trainable_layers``, ``gradient_mask``, ``select`` and ``validation`` and
+applies them around their ``unlearn`` (:mod:`erasure.unlearners._options`); their training
+loops call ``ctx.end_epoch(model)`` after every epoch.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
+import inspect
+import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from erasure.core.errors import ConfigError
 from erasure.core.factory import instantiate
+from erasure.core.params import OpenFraction, PathText, PositiveInt
 from erasure.core.registry import Component
+from erasure.core.seeding import derive_seed, seed_everything
 from erasure.core.timing import Timing
 from erasure.data.dataset import SINGLE_LABEL, TASKS  # noqa: F401  (TASKS: ``tasks`` of a method for both)
 from erasure.data.partitions import Partitions
 from erasure.models.training import TrainingRecipe, train_model
 from erasure.models.training import task_loss  # noqa: F401  (re-exported: the loss unlearners use)
+from erasure.unlearners._options import GOLD_RULES, TEST_PARTITIONS, SelectRule, run_with_options
 
 
 @dataclass
@@ -41,10 +55,17 @@ class UnlearningContext:
     rng: np.random.Generator
     new_model: Callable[[], nn.Module]
     gold_provider: Callable[[], tuple[nn.Module, Timing]]
-    log_fn: Callable[[int, dict[str, float]], None] = lambda step, metrics: None
+    log_fn: Callable[[int | None, dict[str, float]], None] = lambda step, metrics: None
     evaluation_partitions: Partitions | None = None
     timing_override: Timing | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Gradient masks by name ({parameter name: bool tensor}); a ``SaliencyMask`` step leaves one
+    #: here and the later steps of the same ``Cascade`` (which share this dict) apply it by name.
+    masks: dict[str, dict[str, Tensor]] = field(default_factory=dict)
+    #: Where this job may write files (``output.dir/files/seed<seed>/<label>``); None: nowhere.
+    output_dir: Path | None = None
+    #: Called by :meth:`end_epoch`; set while a ``select`` option is in force.
+    on_epoch: Callable[[nn.Module], None] | None = None
 
     def batches(self, partition: str | Tensor, batch_size: int | None = None, shuffle: bool = True) -> Iterator[tuple[Any, Tensor]]:
         """Seeded batches of a partition; the batch size defaults to the original recipe's."""
@@ -68,9 +89,26 @@ class UnlearningContext:
         self.timing_override = timing
         return copy.deepcopy(gold)
 
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        """Emit trajectory rows (metric values at ``step``, e.g. an epoch)."""
+    def log(self, step: int | None, metrics: dict[str, float]) -> None:
+        """Emit trajectory rows (metric values at ``step``, e.g. an epoch); ``step`` None gives
+        rows without a step, which summaries show beside the evaluators' metrics."""
         self.log_fn(step, metrics)
+
+    def end_epoch(self, model: nn.Module) -> None:
+        """Training loops call this after every epoch: with a ``select`` option it measures the
+        model and remembers the epoch if the rule prefers it; otherwise it does nothing."""
+        if self.on_epoch is not None:
+            self.on_epoch(model)
+
+    def for_step(self, index: int) -> "UnlearningContext":
+        """The context of step ``index`` of a composition (:class:`~erasure.unlearners.cascade.Cascade`):
+        reseeded (generator, ``rng`` and the global RNGs) from ``derive_seed(seed, f"step {index}")``;
+        the same partitions, models, masks and extras; its log rows named ``step<index>_<metric>``."""
+        seed = derive_seed(self.seed, f"step {index}")
+        return dataclasses.replace(
+            self, seed=seed, generator=seed_everything(seed), rng=np.random.default_rng(seed),
+            log_fn=lambda step, metrics: self.log(step, {f"step{index}_{k}": v for k, v in metrics.items()}),
+            evaluation_partitions=None, timing_override=None, on_epoch=None)
 
 
 class Unlearner(Component, kind="unlearner"):
@@ -88,6 +126,114 @@ class Unlearner(Component, kind="unlearner"):
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         raise NotImplementedError
+
+
+#: The generic options of :class:`TrainingUnlearner`, in the order they follow a method's own parameters.
+TRAINING_OPTIONS = ("trainable_layers", "gradient_mask", "select", "validation")
+
+
+class TrainingUnlearner(Unlearner, register=False):
+    """Base of the methods that take gradient steps on the model. Every subclass accepts, besides
+    its own parameters, four keyword parameters that act around its ``unlearn`` call
+    (:mod:`erasure.unlearners._options`), so its training loop stays as it is:
+
+    - ``trainable_layers`` k: train only the last k layers in forward order (CF-k's layers: a
+      computation layer with its normalisations); every other layer keeps its weights and runs in
+      eval mode, so its batch-norm statistics do not move either.
+    - ``gradient_mask``: a {parameter name: 0/1} mask; weights where it is 0 never change (their
+      gradients are masked and every optimizer step puts them back to their values at the first
+      step, so weight decay and momentum cannot move them). The name of a mask
+      an earlier ``SaliencyMask`` step of the same ``Cascade`` left in the context, else a file
+      written with ``torch.save`` (read with ``weights_only=True``); unnamed parameters are free.
+    - ``select``: checkpoint selection. After every epoch the model is measured on the forget set
+      and on a validation partition, and the epoch the rule prefers is returned
+      (``gold_forget_accuracy``, ``gold_gap``, or the gold-free ``validation_accuracy``; see
+      :class:`~erasure.unlearners._options.EpochSelection`); ``selected_epoch`` is logged.
+    - ``validation``: the validation partition of ``select``: a share of retain (default 0.1),
+      carved out at random from the job's seed and not trained on, or a partition's name. Never
+      the test set.
+
+    Subclasses declare only their own constructor parameters (this class adds the four to the
+    signature, so they are checked, listed and round-trip like the others) and call
+    ``ctx.end_epoch(model)`` at the end of each epoch.
+    """
+
+    def __init__(self, trainable_layers: PositiveInt | None = None, gradient_mask: PathText | None = None,
+                 select: SelectRule | None = None, validation: str | OpenFraction | None = None):
+        self.trainable_layers = trainable_layers
+        self.gradient_mask = gradient_mask
+        self.select = select
+        self.validation = validation
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        for name, wrap in (("__init__", _accepting_options), ("check", _checking_options), ("unlearn", _applying_options)):
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "_applies_training_options", False):
+                setattr(cls, name, wrap(method))
+
+    @property
+    def uses_gold(self) -> bool:  # type: ignore[override]
+        """A gold-based selection rule reads the gold model."""
+        return self.select in GOLD_RULES
+
+    def check(self) -> None:
+        if self.validation is not None and self.select is None:
+            raise ConfigError("'validation' is the partition of checkpoint selection; it needs 'select'", "validation")
+        if self.validation in ("forget", "train", *TEST_PARTITIONS):
+            raise ConfigError(f"the validation partition may not be {self.validation!r}: it must be held-out "
+                              "training data, never the forget or the test set", "validation")
+
+
+def _option_parameters() -> tuple[list[inspect.Parameter], dict[str, Any]]:
+    """The four options as keyword-only parameters, and their resolved type hints."""
+    init = TrainingUnlearner.__dict__["__init__"]
+    parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                  for n, p in inspect.signature(init).parameters.items() if n in TRAINING_OPTIONS]
+    hints = typing.get_type_hints(init, include_extras=True)
+    return parameters, {n: hints[n] for n in TRAINING_OPTIONS}
+
+
+def _accepting_options(init: Callable) -> Callable:
+    """A subclass's constructor that also takes (and stores) the options, with its signature extended."""
+    signature = inspect.signature(init)
+    if set(TRAINING_OPTIONS) <= set(signature.parameters):
+        return init  # declares them itself
+    options, hints = _option_parameters()
+    own = list(signature.parameters.values())
+    variadic = [p for p in own if p.kind is p.VAR_KEYWORD]
+    own = [p for p in own if p.kind is not p.VAR_KEYWORD]
+
+    @functools.wraps(init)
+    def __init__(self: TrainingUnlearner, *args: Any, **kwargs: Any) -> None:
+        chosen = {p.name: kwargs.pop(p.name, p.default) for p in options}
+        init(self, *args, **kwargs)
+        for name, value in chosen.items():
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature.replace(parameters=own + options + variadic)  # type: ignore[attr-defined]
+    __init__.__annotations__ = {**init.__annotations__, **hints}
+    __init__._applies_training_options = True  # type: ignore[attr-defined]
+    return __init__
+
+
+def _checking_options(check: Callable) -> Callable:
+    @functools.wraps(check)
+    def wrapped(self: TrainingUnlearner) -> None:
+        TrainingUnlearner.check(self)
+        check(self)
+
+    wrapped._applies_training_options = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _applying_options(unlearn: Callable) -> Callable:
+    @functools.wraps(unlearn)
+    def wrapped(self: TrainingUnlearner, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        return run_with_options(self, unlearn, model, ctx)
+
+    wrapped._applies_training_options = True  # type: ignore[attr-defined]
+    return wrapped
 
 
 def build_optimizer(spec: dict | None, default: dict, params: Any, lr: float) -> torch.optim.Optimizer:

@@ -3,11 +3,11 @@ from torch import nn
 
 from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import finetune_layers, last_layers
-from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.base import TASKS, TrainingUnlearner, UnlearningContext, build_optimizer
 from erasure.unlearners.finetuning import FINETUNE_SGD
 
 
-class CFk(Unlearner):
+class CFk(TrainingUnlearner):
     """Freeze every layer except the last ``k`` layers *in forward order* and fine-tune those on D_r
     (Goel et al., "Towards Adversarial Evaluations for Inexact Machine Unlearning", 2022;
     reference code shash42/Evaluating-Inexact-Unlearning, src/methods.py ``cat_forget_finetune``).

@@ -2,13 +2,14 @@
 from torch import nn
 
 from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
+from erasure.unlearners.base import (TASKS, TrainingUnlearner, UnlearningContext, build_optimizer,
+                                     task_loss)
 
 #: SSD's fine-tuning baseline (if-loops/selective-synaptic-dampening, src/utils.py ``fit_one_cycle``).
 FINETUNE_SGD = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 
 
-class FineTuning(Unlearner):
+class FineTuning(TrainingUnlearner):
     """Fine-tune on D_r (Golatkar et al. 2020 baseline).
 
     Defaults are the SSD repository's ``finetune`` baseline (if-loops/selective-synaptic-dampening,
@@ -35,4 +36,5 @@ class FineTuning(Unlearner):
                 optimizer.zero_grad(set_to_none=True)
                 task_loss(model(x), y).backward()
                 optimizer.step()
+            ctx.end_epoch(model)
         return model.eval()

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from erasure.core.params import LogUniform, PositiveFloat, PositiveInt
-from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
+from erasure.unlearners.base import TASKS, TrainingUnlearner, UnlearningContext
 
 
 def perturb(x: Tensor, sigma: float, num_samples: int, generator: torch.Generator | None = None) -> Tensor:
@@ -44,7 +44,7 @@ def local_lipschitz_ratio(model: nn.Module, x: Tensor, sigma: float, num_samples
     return float(lipschitz_loss(model, x, perturbed, grad=False)) / len(x)
 
 
-class JiT(Unlearner):
+class JiT(TrainingUnlearner):
     """Just in Time unlearning (Foster et al., "An Information Theoretic Approach to Machine
     Unlearning", arXiv 2402.01401): zero-shot, it reads only the forget set.
 
@@ -94,5 +94,6 @@ class JiT(Unlearner):
                 optimizer.zero_grad(set_to_none=True)
             lipschitz_loss(model, x, perturbed, one_pass=not self.train_mode).backward()
             optimizer.step()
+        ctx.end_epoch(model)
         optimizer.zero_grad(set_to_none=True)
         return model.eval()

@@ -11,7 +11,7 @@ from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, NonN
                                  PositiveInt, Uniform)
 from erasure.evaluators.mutual_information import soft_mutual_information_from_logits
 from erasure.models.training import accuracy, predict_logits
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
 
 ADAM = {"class": "Adam"}
 
@@ -31,7 +31,7 @@ def trajectory_metrics(model: nn.Module, ctx: UnlearningContext) -> dict[str, fl
     }
 
 
-class MIRegularized(Unlearner):
+class MIRegularized(TrainingUnlearner):
     """Xu & Strohmer, "Machine Unlearning via Information Theoretic Regularization" (arXiv 2502.05684;
     reference code xushizhou/Machine_Unlearn_via_Info_Reg, Data_Unlearning_MNIST_Plot.py).
 
@@ -82,8 +82,8 @@ class MIRegularized(Unlearner):
 
     @property
     def uses_gold(self) -> bool:  # type: ignore[override]
-        """Only the ``gold_accuracy`` stop rule reads the gold model."""
-        return self.stop == "gold_accuracy"
+        """The ``gold_accuracy`` stop rule and the gold-based ``select`` rules read the gold model."""
+        return self.stop == "gold_accuracy" or super().uses_gold
 
     def check(self) -> None:
         needs_threshold = self.stop in ("forget_accuracy", "mutual_information")
@@ -120,6 +120,7 @@ class MIRegularized(Unlearner):
             if epoch == self.epochs:
                 break
             batch_estimate = {"mutual_information_batches": self._epoch(model, optimizer, ctx)}
+            ctx.end_epoch(model)
         return model.eval()
 
     def _epoch(self, model: nn.Module, optimizer: torch.optim.Optimizer, ctx: UnlearningContext) -> float:

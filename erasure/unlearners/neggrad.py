@@ -2,12 +2,13 @@
 from torch import nn
 
 from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
-from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
+from erasure.unlearners.base import (TASKS, TrainingUnlearner, UnlearningContext, build_optimizer,
+                                     task_loss)
 
 ADAM = {"class": "Adam"}
 
 
-class NegGrad(Unlearner):
+class NegGrad(TrainingUnlearner):
     """Minimise −CE on D_f (Golatkar et al. 2020 baseline).
 
     Defaults are ERASURE's NegGrad (aiim-research/ERASURE, erasure/unlearners/NegGrad.py, after
@@ -35,4 +36,5 @@ class NegGrad(Unlearner):
                 optimizer.zero_grad(set_to_none=True)
                 (-task_loss(model(x), y)).backward()
                 optimizer.step()
+            ctx.end_epoch(model)
         return model.eval()

@@ -8,7 +8,7 @@ from torch import nn
 
 from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import index_batches, random_wrong_labels
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
 from erasure.unlearners.neggrad import ADAM
 
 
@@ -40,10 +40,11 @@ def random_label_training(
             optimizer.step()
             if after_step is not None:
                 after_step()
+        ctx.end_epoch(model)
     return model.eval()
 
 
-class RandomLabels(Unlearner):
+class RandomLabels(TrainingUnlearner):
     """Fine-tune on D_f with random wrong labels together with D_r, in shuffled mixed batches.
 
     Graves, Nagisetty & Ganesh, "Amnesiac Machine Learning", AAAI 2021. Defaults are the SSD

@@ -1,7 +1,7 @@
 """SalUn: a gradient-saliency mask over the weights, then random-label training of the masked weights only."""
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -9,36 +9,12 @@ from torch import Tensor, nn
 from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
                                  PositiveInt, Uniform)
 from erasure.unlearners._common import index_batches
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer
+from erasure.unlearners._options import masked_gradients
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
+from erasure.unlearners.saliency_mask import saliency_mask
 
 SGD_SALUN = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 PassOrder = Literal["forget_then_retain", "mixed"]
-
-
-def saliency_mask(model: nn.Module, ctx: UnlearningContext, ratio: float, batch_size: int) -> dict[str, Tensor]:
-    """Boolean masks keeping the ⌊``ratio``·P⌋ weights (of P) with the largest |∇ forget loss| (one global threshold).
-
-    The forget loss is −CE summed over the batches of D_f, as in SalUn's ``generate_mask.py``.
-    """
-    params = dict(model.named_parameters())
-    grads = {n: torch.zeros_like(p) for n, p in params.items()}
-    model.eval()
-    for x, y in ctx.partitions.batches("forget", batch_size):
-        model.zero_grad(set_to_none=True)
-        (-nn.functional.cross_entropy(model(x), y)).backward()
-        for n, p in params.items():
-            if p.grad is not None:
-                grads[n] += p.grad
-    model.zero_grad(set_to_none=True)
-    scores = torch.cat([g.abs().flatten() for g in grads.values()])
-    keep = int(ratio * scores.numel())
-    chosen = torch.zeros_like(scores, dtype=torch.bool)
-    chosen[torch.topk(scores, keep).indices] = True
-    masks, start = {}, 0
-    for n, g in grads.items():
-        masks[n] = chosen[start : start + g.numel()].view_as(g)
-        start += g.numel()
-    return masks
 
 
 def uniform_labels(count: int, num_classes: int, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -47,8 +23,7 @@ def uniform_labels(count: int, num_classes: int, generator: torch.Generator, dev
 
 
 def random_label_passes(model: nn.Module, ctx: UnlearningContext, optimizer: torch.optim.Optimizer, epochs: int,
-                        batch_size: int, pass_order: PassOrder, after_backward: Callable[[], None],
-                        after_step: Callable[[], None]) -> nn.Module:
+                        batch_size: int, pass_order: PassOrder) -> nn.Module:
     """SalUn's ``RL`` epochs: cross-entropy on D_f relabelled uniformly at random and on D_r.
 
     ``forget_then_retain`` (its CIFAR-10 / SVHN branch): a pass over D_f with fresh labels per
@@ -62,9 +37,7 @@ def random_label_passes(model: nn.Module, ctx: UnlearningContext, optimizer: tor
     def step(x: object, y: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), y).backward()
-        after_backward()
         optimizer.step()
-        after_step()
 
     model.train()
     for _ in range(epochs):
@@ -78,10 +51,11 @@ def random_label_passes(model: nn.Module, ctx: UnlearningContext, optimizer: tor
             labels[forget] = uniform_labels(len(forget), ctx.num_classes, ctx.generator, targets.device)
             for chunk in index_batches(torch.cat([forget, retain]), batch_size, ctx.generator):
                 step(parts.dataset.take(chunk), labels[chunk])
+        ctx.end_epoch(model)
     return model.eval()
 
 
-class SalUn(Unlearner):
+class SalUn(TrainingUnlearner):
     """Saliency unlearning (Fan et al., "SalUn: Empowering Machine Unlearning via Gradient-based Weight
     Saliency in Both Image Classification and Generation", ICLR 2024; reference code
     OPTML-Group/Unlearn-Saliency, Classification/generate_mask.py and unlearn/RL.py).
@@ -116,19 +90,6 @@ class SalUn(Unlearner):
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         batch_size = self.batch_size or ctx.recipe.batch_size
         masks = saliency_mask(model, ctx, self.ratio, batch_size)
-        params = dict(model.named_parameters())
-        frozen = {n: p.detach().clone() for n, p in params.items()}
-
-        def mask_gradients() -> None:
-            for n, p in params.items():
-                if p.grad is not None:
-                    p.grad.mul_(masks[n])
-
-        def restore_unmasked() -> None:
-            with torch.no_grad():
-                for n, p in params.items():
-                    p.copy_(torch.where(masks[n], p, frozen[n]))
-
         optimizer = build_optimizer(self.optimizer, SGD_SALUN, model.parameters(), self.lr)
-        return random_label_passes(model, ctx, optimizer, self.epochs, batch_size, self.pass_order, mask_gradients,
-                                   restore_unmasked)
+        with masked_gradients(model, masks):
+            return random_label_passes(model, ctx, optimizer, self.epochs, batch_size, self.pass_order)

@@ -6,7 +6,8 @@ from torch import Tensor, nn
 
 from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, NonNegativeFloat, NonNegativeInt,
                                  PositiveFloat, PositiveInt, SchedulerSpec, Uniform)
-from erasure.unlearners.base import Unlearner, UnlearningContext, build_optimizer, build_scheduler, step_scheduler
+from erasure.unlearners.base import (TrainingUnlearner, UnlearningContext, build_optimizer,
+                                     build_scheduler, step_scheduler)
 
 SGD_SCRUB = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 
@@ -19,7 +20,7 @@ def distill_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
     return nn.functional.kl_div(log_student, teacher, reduction="sum") * temperature**2 / len(student_logits)
 
 
-class SCRUB(Unlearner):
+class SCRUB(TrainingUnlearner):
     """SCalable Remembering and Unlearning unBound (Kurmanji, Triantafillou, Hayes & Triantafillou,
     "Towards Unbounded Machine Unlearning", NeurIPS 2023).
 
@@ -84,4 +85,5 @@ class SCRUB(Unlearner):
                 loss.backward()
                 optimizer.step()
             step_scheduler(scheduler, loss)
+            ctx.end_epoch(model)
         return model.eval()

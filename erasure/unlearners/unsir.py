@@ -10,7 +10,8 @@ from torch import Tensor, nn
 from erasure.core.params import (Fraction, IntRange, LogUniform, MethodOptimizerSpec, NonNegativeFloat,
                                  NonNegativeInt, PositiveFloat, PositiveInt)
 from erasure.unlearners._common import fit_on_tensors
-from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext, build_optimizer, task_loss
+from erasure.unlearners.base import (TASKS, TrainingUnlearner, UnlearningContext, build_optimizer,
+                                     task_loss)
 
 log = logging.getLogger("erasure.unlearners")
 ADAM = {"class": "Adam"}
@@ -54,7 +55,7 @@ def tensor_inputs(ctx: UnlearningContext) -> Tensor:
     return inputs
 
 
-class UNSIR(Unlearner):
+class UNSIR(TrainingUnlearner):
     """Unlearning by Selective Impair and Repair (Tarun, Chundawat, Mandal & Kankanhalli, "Fast Yet
     Effective Machine Unlearning", IEEE TNNLS 2023; reference code vikram2000b/Fast-Machine-Unlearning,
     "Machine Unlearning.ipynb", and the SSD repository's baseline, src/forget_*_strategies.py ``UNSIR``).
@@ -126,15 +127,17 @@ class UNSIR(Unlearner):
         impair = build_optimizer(self.optimizer, ADAM, model.parameters(), self.lr)
         for _ in range(self.impair_epochs):
             fit_on_tensors(model, impair, inputs, targets, batch_size, ctx.generator)
+            ctx.end_epoch(model)
         repair = build_optimizer(self.optimizer, ADAM, model.parameters(), self.repair_lr)
         repair_set = subset if self.repair_on == "impair_subset" else retain
         for _ in range(self.repair_epochs):
             fit_on_tensors(model, repair, parts.dataset.take(repair_set), parts.dataset.targets[repair_set], batch_size,
                            ctx.generator)
+            ctx.end_epoch(model)
         return model.eval()
 
 
-class UNSIRChoiNa(Unlearner):
+class UNSIRChoiNa(TrainingUnlearner):
     """Choi & Na's UNSIR ("Towards Machine Unlearning Benchmarks: Forgetting the Personal Identities in
     Facial Recognition Systems", arXiv 2311.02240; reference code ndb796/MachineUnlearning,
     01_MUFAC/Machine_Unlearning_MUFAC_UNSIR.ipynb, also aiim-research/ERASURE's ``UNSIR``).
@@ -199,10 +202,12 @@ class UNSIRChoiNa(Unlearner):
                 impair.zero_grad(set_to_none=True)
                 (task_loss(model(noise), y_r) + task_loss(model(x_r), y_r)).backward()
                 impair.step()
+            ctx.end_epoch(model)
         repair = build_optimizer(self.optimizer, SGD, model.parameters(), self.repair_lr)
         for _ in range(self.repair_epochs):
             for x, y in ctx.batches("retain", size):
                 repair.zero_grad(set_to_none=True)
                 task_loss(model(x), y).backward()
                 repair.step()
+            ctx.end_epoch(model)
         return model.eval()
