@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import textwrap
-from typing import Sequence
+from typing import Any, Sequence
 
 from erasure import __version__
 from erasure.core.errors import ConfigError
@@ -100,7 +100,21 @@ def list_components(kind: str) -> str:
             doc = first_sentence(cls)
             if doc:
                 lines += textwrap.wrap(doc, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+            space = getattr(cls, "search_space", None)
+            if space:
+                text = "search: " + ", ".join(f"{p} {describe_dimension(d)}" for p, d in space.items())
+                lines += textwrap.wrap(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 14)
     return "\n".join(lines)
+
+
+def describe_dimension(dimension: Any) -> str:
+    """``log-uniform [1e-05, 0.01]``, ``int [1, 10]``, ``one of [...]``."""
+    from erasure.core.params import Choice, IntRange
+
+    if isinstance(dimension, Choice):
+        return f"one of {list(dimension.values)}"
+    kind = "int" if isinstance(dimension, IntRange) else "log-uniform" if dimension.log else "uniform"
+    return f"{kind} [{dimension.low:g}, {dimension.high:g}]"
 
 
 def one_line(text: str) -> str:

@@ -218,62 +218,69 @@ class Runner:
         from tqdm import tqdm
 
         exp = self.exp
-        states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
-        if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
-            try:
-                self.workspace.reference(states[0], "original")
-            except ConfigError as exc:
-                raise exc.in_file(exp.file)
-            for event in self.workspace.events:
-                self.out(event)
-        self._save_indices(states)
         parameters = {e.label: params_json(e.unlearner) for e in exp.unlearners}
         plan = make_plan(exp, parameters, csv_writer.finished)
-        if plan.skipped:
-            self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} (--overwrite reruns them).")
-        tally = _Tally(skipped=plan.skipped, current={job_key({"seed": s, "unlearner": label, "parameters": p})
-                                                      for s in exp.seeds for label, p in parameters.items()})
-        lines = not (self.progress and sys.stderr.isatty())
-        bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
-
-        def on_result(result: JobResult) -> None:
-            if result.fatal:
-                raise RunError(result.fatal)
-            if lines:
-                for event in result.events:
-                    self.out(event)
-            if not isinstance(result.task, UnlearnTask):
-                return
-            tuned = self.workspace.entries[result.task.label].tuned if result.rows else None
-            if tuned is not None:  # where the parameters came from
-                first = result.rows[0]
-                result.rows += [{**first, "metric": metric, "value": value, "step": None, "request": None, "status": "ok",
-                                 "error": ""} for metric, value in (("tuning_objective", tuned.value),
-                                                                    ("tuning_trials", float(tuned.trials)))]
-            self._write(writers, result.rows)
-            self._save_artifacts(result)
-            tally.errors += sum(r["status"] == "error" for r in result.rows)
-            tally.written += len(result.rows)
-            tally.done += 1
-            bar.update()
-            bar.set_postfix_str(result.task.describe())
-            if lines:
-                self.out(f"[{tally.done}/{len(plan)}] {result.task.describe()}: {result.seconds:.1f} s, "
-                         f"{headline(_last_request(result.rows))}")
-
         shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
         executor = None
         try:
             with torch_threads(self.execution.cpus_per_job), user_interrupts_marked():
-                executor = self.make_executor(shared_cache)
-                executor.run(plan, on_result)
+                if len(plan):  # a pool starts its workers now: they import while the data is prepared here
+                    executor = self.make_executor(shared_cache)
+                states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
+                if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
+                    try:
+                        self.workspace.reference(states[0], "original")
+                    except ConfigError as exc:
+                        raise exc.in_file(exp.file)
+                    for event in self.workspace.events:
+                        self.out(event)
+                self._save_indices(states)
+                if plan.skipped:
+                    self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} "
+                             "(--overwrite reruns them).")
+                tally = _Tally(skipped=plan.skipped, current={job_key({"seed": s, "unlearner": label, "parameters": p,
+                                                                        "unlearning_seed": u})
+                                                              for s in exp.seeds for label, p in parameters.items()
+                                                              for u in exp.unlearning_seeds or [None]})
+                lines = not (self.progress and sys.stderr.isatty())
+                bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
+                try:
+                    if executor is not None:
+                        executor.run(plan, lambda result: self._on_result(result, writers, tally, bar, lines, len(plan)))
+                finally:
+                    bar.close()
         finally:
-            bar.close()
             if executor is not None:
                 executor.close()
             if shared_cache:
                 shutil.rmtree(shared_cache, ignore_errors=True)
         return tally
+
+    def _on_result(self, result: JobResult, writers: list, tally: "_Tally", bar: Any, lines: bool, total: int) -> None:
+        """Write one finished task's rows (and log it); a fatal result stops the run."""
+        if result.fatal:
+            raise RunError(result.fatal)
+        if lines:
+            for event in result.events:
+                self.out(event)
+        if not isinstance(result.task, UnlearnTask):
+            return
+        tuned = self.workspace.entries[result.task.label].tuned if result.rows else None
+        if tuned is not None:  # where the parameters came from
+            first = result.rows[0]
+            result.rows += [{**first, "metric": metric, "value": value, "step": None, "request": None, "status": "ok",
+                             "error": ""} for metric, value in (("tuning_objective", tuned.value),
+                                                                ("tuning_trials", float(tuned.trials)))]
+        self._write(writers, result.rows)
+        self._save_artifacts(result)
+        tally.errors += sum(r["status"] == "error" for r in result.rows)
+        tally.written += len(result.rows)
+        tally.done += 1
+        bar.update()
+        bar.set_postfix_str(result.task.describe())
+        if lines:
+            self.out(f"[{tally.done}/{total}] {result.task.describe()}: {result.seconds:.1f} s, "
+                     f"{headline(_last_request(result.rows))}")
 
     def _write(self, writers: list, rows: list[dict[str, Any]]) -> None:
         for w in list(writers):

@@ -286,28 +286,29 @@ class Tuner:
         import optuna
 
         out: dict[str, Tuned] = {}
-        lines = []
+        lines, unfinished = [], []
         for label, (entry, study) in studies.items():
+            search = capped(entry.search, self.settings.max_epochs)
             trials = study.get_trials(deepcopy=False)
-            for t in trials:
-                lines.append({"method": label, "trial": t.number, "state": t.state.name,
-                              "value": "" if t.value is None else t.value, "parameters": json.dumps(
-                                  from_optuna(capped(entry.search, self.settings.max_epochs), t.params), sort_keys=True),
-                              "seed_values": json.dumps(t.user_attrs.get("seed_values", {})),
-                              "reason": t.user_attrs.get("reason", "")})
+            lines += [{"method": label, "trial": t.number, "state": t.state.name, "value": "" if t.value is None else t.value,
+                       "parameters": json.dumps(from_optuna(search, t.params), sort_keys=True),
+                       "seed_values": json.dumps(t.user_attrs.get("seed_values", {})),
+                       "reason": t.user_attrs.get("reason", "")} for t in trials]
             complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
             if not complete:
-                raise RunError(f"tuning {label}: no trial finished ({self._counted(study)} failed or pruned); "
-                               f"see {self.folder / 'trials.csv'}")
+                unfinished.append(label)
+                continue
             best = min(complete, key=lambda t: (t.value, t.number))
-            params = {**entry.unlearner.get_params(),
-                      **from_optuna(capped(entry.search, self.settings.max_epochs), best.params)}
+            params = {**entry.unlearner.get_params(), **from_optuna(search, best.params)}
             out[label] = Tuned(label, params, float(best.value), self._counted(study), best.number)
         text = io.StringIO()
         writer = csv.DictWriter(text, TRIAL_COLUMNS)
         writer.writeheader()
         writer.writerows(lines)
         atomic_write_text(self.folder / "trials.csv", text.getvalue())
+        if unfinished:
+            raise RunError(f"tuning {', '.join(unfinished)}: no trial finished (they failed or were pruned); "
+                           f"see the reasons in {self.folder / 'trials.csv'}")
         atomic_write_text(self.folder / "best.json", json.dumps(
             {label: dataclasses.asdict(t) | {"objective": self.settings.objective} for label, t in out.items()},
             indent=1, default=str))

@@ -41,7 +41,7 @@ def expand(experiment: Experiment) -> list[tuple[dict[str, Any], Experiment]]:
         for path, value in values.items():
             apply_override(config, f"{path}={json.dumps(value)}")
         folder = ",".join(f"{path}={_value_text(v)}" for path, v in values.items())
-        config.setdefault("output", {})["dir"] = str(experiment.output_dir / re.sub(r"[^A-Za-z0-9_.,=+-]", "_", folder))
+        config.setdefault("output", {})["dir"] = str(experiment.output_dir / re.sub(r"[^A-Za-z0-9_.,=+\[\]-]", "_", folder))
         try:
             sub = build_experiment(config)
         except ConfigError as exc:
