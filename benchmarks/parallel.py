@@ -1,8 +1,8 @@
 """Parallel execution: the same grid run serially, on the local pool and on Ray, as speed-up ratios.
 
-The grid: digits, forget the digit 3, 3 seeds x 10 unlearners (Accuracy and UMIA), the
-benchmarks' 200-epoch recipe (so training the originals costs what it does there), no model
-cache, so every run also trains each seed's original. Each executor runs the whole command
+The grid: digits, forget the digit 3, 3 seeds x 10 unlearners with the class-forgetting
+benchmark's recipe (200 epochs) and evaluators (Accuracy, UMIA, RunTime), no model cache, so
+every run also trains each seed's original and gold model. Each executor runs the whole command
 (``python main.py ...``: process start, worker start-up and all) in alternating repeats, and the
 median wall time gives the ratios serial / local and serial / ray. Ray's fixed start-up cost
 (``ray.init`` of a local 2-CPU Ray, then ``ray.shutdown``) is measured alone the same way. Every
@@ -50,7 +50,7 @@ def grid_config(out: Path) -> dict:
         "model": {"class": "MLP", "parameters": {"hidden": [128, 64]}},
         "training": {"epochs": 200, "batch_size": 32, "optimizer": {"class": "Adam", "parameters": {"lr": 0.001}}},
         "unlearners": UNLEARNERS,
-        "evaluators": [{"class": "Accuracy"}, {"class": "UMIA"}],
+        "evaluators": [{"class": "Accuracy"}, {"class": "UMIA"}, {"class": "RunTime"}],
         "output": {"dir": str(out), "writers": [{"class": "CSVWriter"}]},
         "cache": {"enabled": False},
     }

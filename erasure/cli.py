@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import textwrap
-from typing import Sequence
+from typing import Any, Sequence
 
 from erasure import __version__
 from erasure.core.errors import ConfigError
@@ -100,7 +100,21 @@ def list_components(kind: str) -> str:
             doc = first_sentence(cls)
             if doc:
                 lines += textwrap.wrap(doc, 100, initial_indent=" " * 6, subsequent_indent=" " * 6)
+            space = getattr(cls, "search_space", None)
+            if space:
+                text = "search: " + ", ".join(f"{p} {describe_dimension(d)}" for p, d in space.items())
+                lines += textwrap.wrap(text, 100, initial_indent=" " * 6, subsequent_indent=" " * 14)
     return "\n".join(lines)
+
+
+def describe_dimension(dimension: Any) -> str:
+    """``log-uniform [1e-05, 0.01]``, ``int [1, 10]``, ``one of [...]``."""
+    from erasure.core.params import Choice, IntRange
+
+    if isinstance(dimension, Choice):
+        return f"one of {list(dimension.values)}"
+    kind = "int" if isinstance(dimension, IntRange) else "log-uniform" if dimension.log else "uniform"
+    return f"{kind} [{dimension.low:g}, {dimension.high:g}]"
 
 
 def one_line(text: str) -> str:
@@ -135,17 +149,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.workers and not args.executor:
             overrides.append('execution.executor="local"')
         experiment = load_experiment(args.config, overrides, args.imports)
-        if args.validate:
-            from erasure.execution.runner import Runner
+        from erasure.execution.runner import Runner
 
+        options = dict(use_cache=not args.no_cache, overwrite=args.overwrite, progress=not args.no_progress)
+        if "sweep" in experiment.config:  # sub-experiments, one per combination of the swept values
+            from erasure.tuning.sweep import expand, run_sweep
+
+            if args.validate:
+                subs = expand(experiment)
+                for _, sub in subs:
+                    Runner(sub, use_cache=False)
+                print(f"{args.config}: OK ({len(subs)} sub-experiments of {len(experiment.unlearners)} unlearners)")
+                return 0
+            return run_sweep(experiment, lambda sub: Runner(sub, **options).run())
+        if args.validate:
             Runner(experiment, use_cache=False)  # also checks the device
             print(f"{args.config}: OK ({len(experiment.unlearners)} unlearners, {len(experiment.evaluators)} evaluators, "
                   f"{len(experiment.seeds)} seeds)")
             return 0
-        from erasure.execution.runner import Runner
-
-        runner = Runner(experiment, use_cache=not args.no_cache, overwrite=args.overwrite, progress=not args.no_progress)
-        return runner.run().exit_code
+        return Runner(experiment, **options).run().exit_code
     except ConfigError as exc:
         if args.debug:
             raise

@@ -64,7 +64,7 @@ def test_rows_after_the_last_commit_are_dropped_and_the_job_rerun(tmp_path):
         f.write('run,x,hash,0,C,{},m0,"0.1\n')  # ... and a row torn inside a quoted field
     assert labels(read_rows(path)) == {"A": 3}
     writer = open_writer(tmp_path)
-    assert writer.finished == {("0", "A", "{}")}, "B must run again"
+    assert writer.finished == {("0", "A", "{}", "")}, "B must run again"
     writer.write(job("B"))
     writer.close()
     assert labels(read_rows(path)) == {"A": 3, "B": 3}
@@ -87,7 +87,7 @@ def test_a_signal_inside_a_write_leaves_no_partial_job(tmp_path):
     writer.close()
     assert labels(read_rows(tmp_path / "results.csv")) == {"A": 3}
     writer = open_writer(tmp_path)
-    assert writer.finished == {("0", "A", "{}")}
+    assert writer.finished == {("0", "A", "{}", "")}
     writer.close()
 
 

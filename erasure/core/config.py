@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import copy
 import difflib
+import itertools
 import functools
 import hashlib
 import json
@@ -25,7 +26,7 @@ from erasure import __version__
 from erasure.core import registry
 from erasure.core.errors import ConfigError, join_path
 from erasure.core.factory import allowed_imports, build, import_user_modules, validate_spec
-from erasure.core.params import check_parameters, defined_partitions
+from erasure.core.params import check_parameters, check_search_space, defined_partitions
 from erasure.core.paths import check_file_name, check_path_text
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "config.schema.json"
@@ -231,9 +232,49 @@ def validate_structure(config: dict[str, Any]) -> None:
 
 @dataclass
 class UnlearnerEntry:
+    """One unlearner of the config: its label, the built unlearner, its spec (after sweep
+    expansion), its search space (the class's, or the entry's ``search``) and, for an entry that a
+    ``sweep`` expanded, the swept values."""
+
     label: str
     unlearner: Any
     spec: dict[str, Any]
+    search: dict[str, Any] = field(default_factory=dict)
+    swept: dict[str, Any] = field(default_factory=dict)
+    tuned: Any = None  # erasure.tuning.protocol.Tuned, once the tuning protocol chose its parameters
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def expand_sweep(entry: dict[str, Any], path: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """``(spec, swept values)`` for every combination of an entry's ``sweep`` lists (the entry alone,
+    without ``sweep``/``search``, when it has none). Each spec sets the swept parameters and is
+    labelled with them: ``NegGrad lr=0.001 epochs=5``."""
+    spec = {k: v for k, v in entry.items() if k not in ("sweep", "search")}
+    sweep = entry.get("sweep")
+    if sweep is None:
+        return [(spec, {})]
+    if not isinstance(sweep, dict) or not sweep:
+        raise ConfigError("expected an object of parameter lists, e.g. {\"lr\": [0.001, 0.01]}", join_path(path, "sweep"))
+    params = spec.get("parameters") or {}
+    for key, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"expected a non-empty list of values, got {json.dumps(values)[:60]}",
+                              join_path(join_path(path, "sweep"), key))
+        if key in params:
+            raise ConfigError(f"{key!r} is both swept and set under parameters; keep one",
+                              join_path(join_path(path, "sweep"), key))
+    base = entry.get("label") or entry["class"].rsplit(".", 1)[-1]
+    out = []
+    for combo in itertools.product(*sweep.values()):
+        swept = dict(zip(sweep, combo))
+        label = " ".join([base, *(f"{k}={_format_value(v)}" for k, v in swept.items())])
+        out.append(({**spec, "parameters": {**params, **swept}, "label": label}, swept))
+    return out
 
 
 @dataclass
@@ -258,6 +299,9 @@ class Experiment:
     config: dict[str, Any]
     file: str = "<config>"
     execution: Any = None  # erasure.execution.settings.Execution: how jobs run, never what they compute
+    tuning: Any = None  # erasure.tuning.settings.Tuning, when the config tunes its unlearners
+    unlearning_seeds: list[int] | None = None  # several unlearning runs per original (nested seeds)
+    holdout: float | None = None  # tuning: this share of train is the validation split; test is never read
     checkpoint: str | None = None  # the original's weights from a file instead of training
     checkpoint_sha256: str | None = None
     named_partitions: list[Any] = field(default_factory=list)  # data.partitions (PartitionRule), in dependency order
@@ -307,12 +351,19 @@ class Experiment:
         else:
             cfg["data"].pop("partitions", None)
         cfg["training"] = _jsonable(self.recipe.as_dict())
-        cfg["unlearners"] = [dict(spec(e.unlearner, e.spec), label=e.label) for e in self.unlearners]
+        cfg["unlearners"] = [dict(spec(e.unlearner, e.spec), label=e.label,
+                                  **({"search": {k: d.as_config() for k, d in e.search.items()}}
+                                     if self.tuning is not None and e.search else {}))
+                             for e in self.unlearners]
         cfg["evaluators"] = [spec(ev, s) for ev, s in zip(self.evaluators, cfg.get("evaluators", DEFAULT_EVALUATORS))]
         cfg["output"] = {"dir": str(self.output_dir),
                          "writers": [spec(w, s) for w, s in zip(self.writers, cfg.get("output", {}).get("writers", DEFAULT_WRITERS))]}
         if self.execution is not None:
             cfg["execution"] = _jsonable(self.execution.as_dict())
+        if self.tuning is not None:
+            cfg["tuning"] = _jsonable(self.tuning.as_dict())
+        if self.unlearning_seeds is not None:
+            cfg["unlearning_seeds"] = list(self.unlearning_seeds)
         return cfg
 
 
@@ -351,6 +402,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     from erasure.data.partitions import Split
     from erasure.execution.settings import Execution
     from erasure.models.training import TrainingRecipe
+    from erasure.tuning.settings import Tuning
 
     check_plain_data(config)
     validate_structure(config)
@@ -379,27 +431,29 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         seen: dict[str, int] = {}
         for i, entry in enumerate(config["unlearners"]):
             path = f"unlearners[{i}]"
-            unlearner = build(entry, "unlearner", path)
-            label = entry.get("label") or entry["class"].rsplit(".", 1)[-1]
-            if label in seen:
-                raise ConfigError(
-                    f"duplicate label {label!r} (also unlearners[{seen[label]}]); give each entry a distinct \"label\"",
-                    join_path(path, "label"),
-                )
-            seen[label] = i
-            unlearners.append(UnlearnerEntry(label, unlearner, entry))
+            for spec, swept in expand_sweep(entry, path):
+                unlearner = _build_swept(spec, path, swept, entry.get("sweep", {}))
+                label = spec.get("label") or spec["class"].rsplit(".", 1)[-1]
+                if label in seen:
+                    raise ConfigError(
+                        f"duplicate label {label!r} (also unlearners[{seen[label]}]); give each entry a distinct \"label\"",
+                        join_path(path, "label"),
+                    )
+                seen[label] = i
+                search = type(unlearner).search_space
+                if "search" in entry:
+                    search = check_search_space(type(unlearner), entry["search"], join_path(path, "search"))
+                unlearners.append(UnlearnerEntry(label, unlearner, spec, dict(search), swept))
         evaluators = [build(e, "evaluator", f"evaluators[{i}]") for i, e in enumerate(config.get("evaluators", DEFAULT_EVALUATORS))]
         output = config.get("output", {})
         writer_specs = output.get("writers", DEFAULT_WRITERS)
         writers = [build(w, "writer", f"output.writers[{i}]") for i, w in enumerate(writer_specs)]
-    execution_params = config.get("execution", {})
-    check_parameters(Execution, execution_params, "execution")
-    execution = Execution(**execution_params)
-    try:
-        execution.check()
-    except ConfigError as exc:
-        exc.path = join_path("execution", exc.path)
-        raise
+    execution = _settings(Execution, config.get("execution", {}), "execution")
+    tuning = _settings(Tuning, config["tuning"], "tuning") if "tuning" in config else None
+    seeds = list(config.get("seeds", [0]))
+    if tuning is not None and set(tuning.seeds) & set(seeds):
+        both = sorted(set(tuning.seeds) & set(seeds))
+        raise ConfigError(f"tuning seeds must differ from the evaluation seeds (both have {both})", "tuning.seeds")
     if "dir" in output:
         check_output_dir(output["dir"], "output.dir")
     out_dir = Path(output.get("dir", f"results/{config['name']}")).expanduser()
@@ -412,12 +466,37 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         check_path_text(cache["dir"], "cache.dir")
         check_writable(Path(cache["dir"]).expanduser(), "cache.dir", writable=False)
     return Experiment(
-        name=config["name"], seeds=list(config.get("seeds", [0])), device=config.get("device", "auto"),
+        name=config["name"], seeds=seeds, device=config.get("device", "auto"),
         imports=imports, source=source, split=split, forget=forget, model_spec=model_spec, recipe=recipe,
         unlearners=unlearners, evaluators=evaluators, output_dir=out_dir, writers=writers,
         cache_dir=cache.get("dir"), cache_enabled=cache.get("enabled", True), config=config, execution=execution,
         checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256, named_partitions=named_partitions,
+        tuning=tuning, unlearning_seeds=config.get("unlearning_seeds"),
     )
+
+
+def _settings(cls: type, params: dict[str, Any], path: str) -> Any:
+    """A settings dataclass (``execution``, ``tuning``) checked like a component's parameters."""
+    check_parameters(cls, params, path)
+    settings = cls(**params)
+    try:
+        settings.check()
+    except ConfigError as exc:
+        exc.path = join_path(path, exc.path)
+        raise
+    return settings
+
+
+def _build_swept(spec: dict[str, Any], path: str, swept: dict[str, Any], sweep: dict[str, list]) -> Any:
+    """Build one expanded entry; an error in a swept value points at it (``unlearners[0].sweep.lr[2]``)."""
+    try:
+        return build(spec, "unlearner", path)
+    except ConfigError as exc:
+        for key, value in swept.items():
+            prefix = join_path(join_path(path, "parameters"), key)
+            if exc.path == prefix or exc.path.startswith(prefix + ".") or exc.path.startswith(prefix + "["):
+                exc.path = f"{join_path(join_path(path, 'sweep'), key)}[{sweep[key].index(value)}]" + exc.path[len(prefix):]
+        raise
 
 
 def _named_partitions(data: dict[str, Any]) -> tuple[list[Any], list[str]]:

@@ -292,3 +292,108 @@ def _describe_value(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{name} {text}" if value is not None else name
+
+
+# ------------------------------------------------------------------ search spaces
+@dataclass(frozen=True)
+class Uniform:
+    """A float drawn uniformly from [low, high] (``log``: uniformly in log space)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def bounds(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def as_config(self) -> dict[str, Any]:
+        return {"log_uniform" if self.log else "uniform": [self.low, self.high]}
+
+
+def LogUniform(low: float, high: float) -> Uniform:  # noqa: N802 (reads like a distribution)
+    """A float drawn log-uniformly from [low, high] (learning rates, α, ...)."""
+    return Uniform(low, high, log=True)
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer drawn uniformly from [low, high] (``log``: in log space)."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def bounds(self) -> list[Any]:
+        return [self.low, self.high]
+
+    def as_config(self) -> dict[str, Any]:
+        return {"int": [self.low, self.high], **({"log": True} if self.log else {})}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of the listed values."""
+
+    values: tuple[Any, ...]
+
+    def bounds(self) -> list[Any]:
+        return list(self.values)
+
+    def as_config(self) -> dict[str, Any]:
+        return {"choice": list(self.values)}
+
+
+Dimension = Union[Uniform, IntRange, Choice]
+SEARCH_FORMS = "{\"log_uniform\": [low, high]}, {\"uniform\": [low, high]}, {\"int\": [low, high]} or {\"choice\": [v, ...]}"
+
+
+def parse_dimension(spec: Any, path: str) -> Dimension:
+    """A search dimension from its config form (see :data:`SEARCH_FORMS`)."""
+    if isinstance(spec, (Uniform, IntRange, Choice)):
+        return spec
+    if not isinstance(spec, dict) or not ({"log_uniform", "uniform", "int", "choice"} & set(spec)):
+        raise ConfigError(f"expected {SEARCH_FORMS}, got {_describe_value(spec)}", path)
+    extra = set(spec) - {"log_uniform", "uniform", "int", "choice", "log"}
+    if extra or len(set(spec) - {"log"}) != 1:
+        raise ConfigError(f"expected exactly one of {SEARCH_FORMS}, got keys {sorted(spec)}", path)
+    kind = next(k for k in spec if k != "log")
+    value = spec[kind]
+    if kind == "choice":
+        if not isinstance(value, list) or not value:
+            raise ConfigError("expected a non-empty list of values to choose from", join_path(path, kind))
+        return Choice(tuple(value))
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                              for v in value)):
+        raise ConfigError(f"expected [low, high], got {_describe_value(value)}", join_path(path, kind))
+    low, high = value
+    if not low < high:
+        raise ConfigError(f"expected low < high, got [{low}, {high}]", join_path(path, kind))
+    if kind == "int":
+        if not all(isinstance(v, int) for v in value):
+            raise ConfigError(f"expected integer bounds, got {value}", join_path(path, kind))
+        return IntRange(low, high, bool(spec.get("log", False)))
+    if kind == "log_uniform" and low <= 0:
+        raise ConfigError(f"a log-uniform range needs low > 0, got {low}", join_path(path, kind))
+    return Uniform(float(low), float(high), log=kind == "log_uniform")
+
+
+def check_search_space(cls: type, space: dict[str, Any], path: str) -> dict[str, Dimension]:
+    """Parse ``space`` and check it like parameters: every key a constructor parameter of ``cls``,
+    every bound (or choice) a value that parameter accepts."""
+    if not isinstance(space, dict):
+        raise ConfigError(f"expected an object of search dimensions, got {_describe_value(space)}", path)
+    accepted = set(cls.param_names()) if hasattr(cls, "param_names") else set()
+    hints = signature_hints(cls.__init__)
+    out = {}
+    for key, spec in space.items():
+        where = join_path(path, key)
+        if key not in accepted:
+            close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(f"{cls.__name__} has no parameter {key!r} to search{hint}", where)
+        dimension = parse_dimension(spec, where)
+        if key in hints:
+            for bound in dimension.bounds():
+                check_type(bound, hints[key], where)
+        out[key] = dimension
+    return out

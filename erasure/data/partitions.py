@@ -149,6 +149,17 @@ def split_train_test(dataset: Dataset, split: Split, seed: int) -> tuple[Tensor,
     return torch.as_tensor(np.sort(train), device=device), torch.as_tensor(np.sort(test), device=device)
 
 
+def validation_split(dataset: Dataset, train: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """(train minus validation, validation): a seeded, stratified share of ``train``."""
+    from sklearn.model_selection import train_test_split
+
+    labels = dataset.targets[train].cpu().numpy()
+    stratify = labels if labels.ndim == 1 and min(np.unique(labels, return_counts=True)[1]) >= 2 else None
+    kept, held = train_test_split(np.arange(len(train)), test_size=fraction, random_state=seed, stratify=stratify)
+    pick = lambda positions: train[torch.as_tensor(np.sort(positions), device=train.device)]  # noqa: E731
+    return pick(kept), pick(held)
+
+
 def make_partitions(
     dataset: Dataset, split: Split, forget: ForgetSpec, seed: int, prepare: Callable[[Dataset, Tensor], Dataset] | None = None,
     named: Sequence["PartitionRule"] = (),
@@ -175,13 +186,19 @@ class Request:
 def make_request_partitions(
     dataset: Dataset, split: Split, requests: list[ForgetSpec], seed: int,
     prepare: Callable[[Dataset, Tensor], Dataset] | None = None, named: Sequence["PartitionRule"] = (),
+    holdout: float | None = None,
 ) -> list[Request]:
     """Split, fit ``prepare`` on train, then apply the deletion ``requests`` in order: each selects
     its samples from the training samples not deleted yet, with one generator seeded by ``seed``
     (so the first request selects what a single request would). The ``named`` partitions
     (``data.partitions``) are computed over each request's partitions, the unlearning and the
-    evaluation view alike ("request" being the request's own samples in both)."""
+    evaluation view alike ("request" being the request's own samples in both).
+
+    ``holdout`` (tuning): that share of train becomes the "test" partition (a seeded, stratified
+    validation split) and the real test split is dropped, so nothing downstream can read it."""
     train, test = split_train_test(dataset, split, seed)
+    if holdout is not None:
+        train, test = validation_split(dataset, train, holdout, seed)
     if prepare is not None:
         dataset = prepare(dataset, train)
     rng = np.random.default_rng(seed)

@@ -41,22 +41,26 @@ class WorkerSetup:
     run_id: str
     threads: int
     sys_path: list[str] = field(default_factory=list)
+    holdout: float | None = None  # tuning: the validation view of the data (see Experiment.holdout)
 
 
 def dead_worker_rows(task: Task, run: dict[str, Any], reason: str) -> JobResult:
     """Error rows for a job whose worker process died (or a fatal result for a reference task)."""
     if isinstance(task, ReferenceTask):
         return JobResult(task, fatal=f"{task.describe()}: {reason}")
-    row = {**run, "seed": task.seed, "unlearner": task.label, "parameters": task.parameters, "metric": "unlearn",
+    row = {**run, "seed": task.seed, "unlearning_seed": task.unlearning_seed, "unlearner": task.label,
+           "parameters": task.parameters, "metric": "unlearn",
            "value": None, "step": None, "status": "error", "error": reason, "wall_seconds": None}
     return JobResult(task, rows=[row])
 
 
 def ordered_tasks(plan: Plan) -> Iterator[tuple[Task, int]]:
-    """Tasks with the seed they wait for (-1: none): each seed's reference tasks, then its jobs."""
+    """Tasks with the seed they wait for (-1: none): every seed's reference models first (the long
+    tasks that unblock the others), then the jobs, seed by seed."""
     for seed in plan.seeds:
         for ref in plan.references.get(seed, []):
             yield ref, -1
+    for seed in plan.seeds:
         for job in plan.jobs[seed]:
             yield job, seed
 
@@ -104,10 +108,21 @@ def _worker_main(conn: Any, setup: WorkerSetup) -> None:
         return
     conn.send(("ready", None))
     while True:
-        task = conn.recv()
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            return
         if task is None:
             return
         conn.send(("result", workspace.execute(task)))
+
+
+def start_method(devices: list[str]) -> str:
+    """How pool workers start: forked on Linux when every worker computes on the CPU (no import cost;
+    the driver has touched no GPU), else spawned (CUDA cannot be used in a forked child; macOS and
+    Windows do not fork safely)."""
+    cpu_only = all(d.startswith("cpu") for d in devices)
+    return "fork" if sys.platform.startswith("linux") and cpu_only else "spawn"
 
 
 @dataclass
@@ -119,7 +134,8 @@ class _Worker:
 
 
 class LocalExecutor(Executor):
-    """A pool of ``workers`` processes on this machine (spawned, so CUDA and threads start clean).
+    """A pool of ``workers`` processes on this machine (forked on a Linux CPU, else spawned: see
+    :func:`start_method`).
 
     ``devices`` are assigned to workers round-robin (e.g. ``["cuda:0", "cuda:1"]``); ``run``
     is the row template used for error rows of a job whose worker died.
@@ -133,8 +149,9 @@ class LocalExecutor(Executor):
         self.devices = devices
         self.max_retries = max_retries
         self.run_template = run
-        self.context = multiprocessing.get_context("spawn")
+        self.context = multiprocessing.get_context(start_method(devices))
         self.workers: list[_Worker] = []
+        self.starting = [self._spawn(slot) for slot in range(self.size)]  # they import while the driver prepares
 
     def _spawn(self, slot: int) -> _Worker:
         device = self.devices[slot % len(self.devices)]
@@ -165,10 +182,10 @@ class LocalExecutor(Executor):
         queue: deque[tuple[Task, int]] = deque(ordered_tasks(plan))
         waiting = {seed: len(plan.references.get(seed, [])) for seed in plan.seeds}
         attempts: dict[Task, int] = {}
-        new = [self._spawn(slot) for slot in range(len(self.workers), min(self.size, max(1, len(queue))))]
-        for worker in new:  # started together, so their imports overlap
+        for worker in self.starting:  # started together, so their imports overlap
             self._await_ready(worker)
-        self.workers += new
+        self.workers += self.starting
+        self.starting = []
 
         def next_task() -> Task | None:
             for i, (task, seed) in enumerate(queue):
@@ -216,14 +233,12 @@ class LocalExecutor(Executor):
                     finished(task, dead_worker_rows(task, self.run_template, reason))
 
     def close(self) -> None:
+        """Stop the workers: idle ones (after a run) have nothing to lose, so they are not waited for."""
+        self.workers += self.starting
+        self.starting = []
         for worker in self.workers:
-            try:
-                worker.conn.send(None)
-            except (OSError, BrokenPipeError):
-                pass
+            worker.process.terminate()
         for worker in self.workers:
             worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                worker.process.terminate()
-                worker.process.join(timeout=5)
+            worker.conn.close()
         self.workers = []

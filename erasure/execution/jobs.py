@@ -7,6 +7,7 @@ they cross process and machine boundaries unchanged.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -27,18 +28,25 @@ class ReferenceTask:
 @dataclass(frozen=True)
 class UnlearnTask:
     """Unlearn and evaluate: the job (``seed``, unlearner ``label``); ``parameters`` (JSON) is
-    computed once, when the plan is made, and identifies the job in the results."""
+    computed once, when the plan is made, and identifies the job in the results.
+    ``unlearning_seed``: one of the config's ``unlearning_seeds`` (None without them). ``spec``:
+    the unlearner as a JSON spec, for jobs whose unlearner is not one of the config's entries
+    (tuning trials); ``label`` then only seeds the job, as the entry it tunes would be."""
 
     seed: int
     label: str
     parameters: str
+    unlearning_seed: int | None = None
+    spec: str | None = None
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return job_key({"seed": self.seed, "unlearner": self.label, "parameters": self.parameters})
+    def key(self) -> tuple[str, ...]:
+        return job_key({"seed": self.seed, "unlearner": self.label, "parameters": self.parameters,
+                        "unlearning_seed": self.unlearning_seed})
 
     def describe(self) -> str:
-        return f"seed {self.seed}: {self.label}"
+        extra = "" if self.unlearning_seed is None else f" (unlearning seed {self.unlearning_seed})"
+        return f"seed {self.seed}: {self.label}{extra}"
 
 
 Task = Union[ReferenceTask, UnlearnTask]
@@ -84,11 +92,13 @@ def make_plan(experiment: Any, parameters: dict[str, str], finished: set) -> Pla
     for seed in experiment.seeds:
         pending = []
         for entry in experiment.unlearners:
-            task = UnlearnTask(seed, entry.label, parameters[entry.label])
-            if task.key in finished:
-                skipped += 1
-            else:
-                pending.append(task)
+            for unlearning_seed in experiment.unlearning_seeds or [None]:
+                spec = json.dumps(entry.spec, sort_keys=True, default=str) if entry.tuned is not None else None
+                task = UnlearnTask(seed, entry.label, parameters[entry.label], unlearning_seed, spec)
+                if task.key in finished:
+                    skipped += 1
+                else:
+                    pending.append(task)
         jobs[seed] = pending
         wanted = ["original"] if pending else []
         if pending and (needs_gold_everywhere or any(experiment_entry(experiment, t.label).unlearner.uses_gold for t in pending)):

@@ -9,6 +9,7 @@ only writer of results, whatever the executor. It ends with the summary table.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from erasure.execution.safety import user_interrupts_marked
 from erasure.execution.settings import Execution
 from erasure.execution.workspace import RunError, Workspace, params_json, versions
 from erasure.results.directory import save_artifact, summarize_run
-from erasure.results.files import atomic_write_text
+from erasure.results.files import atomic_write_text, lock_output_dir
 from erasure.results.summary import headline
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 
@@ -79,6 +80,7 @@ def workspace_from_setup(setup: WorkerSetup) -> Workspace:
     torch.set_num_threads(setup.threads)
     experiment = build_experiment(setup.config, check_output=False)
     experiment.file = setup.file
+    experiment.holdout = setup.holdout
     return Workspace(experiment, device=torch.device(setup.device),
                      cache=ModelCache(setup.cache_dir, enabled=setup.cache_enabled), run_id=setup.run_id)
 
@@ -116,12 +118,15 @@ class Runner:
             return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
         return [str(self.device)]
 
-    def make_executor(self, shared_cache_dir: str | None) -> Executor:
+    def make_executor(self, shared_cache_dir: str | None, workspace: Workspace | None = None) -> Executor:
+        """The configured executor; ``workspace`` (default: the run's) is the serial one's, and its
+        experiment's ``holdout`` reaches the workers (the tuning view of the data)."""
         settings = self.execution
+        workspace = workspace or self.workspace
         if settings.executor == "serial":
-            return SerialExecutor(self.workspace)
+            return SerialExecutor(workspace)
         cache_dir, enabled = (str(self.cache.directory), True) if self.cache.enabled else (shared_cache_dir, True)
-        setup = self._worker_setup(cache_dir, enabled)
+        setup = dataclasses.replace(self._worker_setup(cache_dir, enabled), holdout=workspace.exp.holdout)
         template = {"run_id": self.run_id, "experiment": self.exp.name, "config_hash": self.exp.config_hash,
                     "versions": versions(), "device": str(self.device)}
         if settings.executor == "local":
@@ -135,6 +140,44 @@ class Runner:
     def run(self) -> RunReport:
         exp = self.exp
         exp.output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = lock_output_dir(exp.output_dir)
+        except ConfigError as exc:
+            raise exc.in_file(exp.file)
+        with lock:  # held through tuning, the jobs and the summary
+            if exp.tuning is not None:
+                self.tune()
+            return self._run()
+
+    def tune(self) -> dict[str, Any]:
+        """The equal-budget tuning protocol (:mod:`erasure.tuning.protocol`) on the tuning seeds and
+        a validation split; the tuned methods' entries then carry their best parameters."""
+        from erasure.tuning.protocol import Tuner, tuned_entries
+
+        exp = self.exp
+        view = dataclasses.replace(exp, seeds=list(exp.tuning.seeds), holdout=exp.tuning.validation_fraction)
+        workspace = Workspace(view, device=self.device, cache=self.cache, run_id=self.run_id)
+        shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
+        executor = None
+        try:
+            with torch_threads(self.execution.cpus_per_job), user_interrupts_marked():
+                executor = self.make_executor(shared_cache, workspace)
+                serial = isinstance(executor, SerialExecutor)
+                parallel = 1 if serial else self.execution.pool_size()
+                tuned = Tuner(view, exp.output_dir, executor.run, parallel, workspace if serial else None, self.out).run()
+        finally:
+            if executor is not None:
+                executor.close()
+            if shared_cache:
+                shutil.rmtree(shared_cache, ignore_errors=True)
+        exp.unlearners = tuned_entries(exp, tuned)
+        self.workspace.entries = {e.label: e for e in exp.unlearners}
+        for label, t in tuned.items():
+            self.out(f"tuned {label}: {t.parameters} (objective {t.value:.4g}, trial {t.best_trial} of {t.trials})")
+        return tuned
+
+    def _run(self) -> RunReport:
+        exp = self.exp
         resolved = exp.resolved_config()
         schema = os.path.relpath(SCHEMA_PATH, exp.output_dir.resolve())
         resolved = {"$schema": schema, **{k: v for k, v in resolved.items() if k != "$schema"}}
@@ -175,56 +218,69 @@ class Runner:
         from tqdm import tqdm
 
         exp = self.exp
-        states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
-        if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
-            try:
-                self.workspace.reference(states[0], "original")
-            except ConfigError as exc:
-                raise exc.in_file(exp.file)
-            for event in self.workspace.events:
-                self.out(event)
-        self._save_indices(states)
         parameters = {e.label: params_json(e.unlearner) for e in exp.unlearners}
         plan = make_plan(exp, parameters, csv_writer.finished)
-        if plan.skipped:
-            self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} (--overwrite reruns them).")
-        tally = _Tally(skipped=plan.skipped, current={job_key({"seed": s, "unlearner": label, "parameters": p})
-                                                      for s in exp.seeds for label, p in parameters.items()})
-        lines = not (self.progress and sys.stderr.isatty())
-        bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
-
-        def on_result(result: JobResult) -> None:
-            if result.fatal:
-                raise RunError(result.fatal)
-            if lines:
-                for event in result.events:
-                    self.out(event)
-            if not isinstance(result.task, UnlearnTask):
-                return
-            self._write(writers, result.rows)
-            self._save_artifacts(result)
-            tally.errors += sum(r["status"] == "error" for r in result.rows)
-            tally.written += len(result.rows)
-            tally.done += 1
-            bar.update()
-            bar.set_postfix_str(result.task.describe())
-            if lines:
-                self.out(f"[{tally.done}/{len(plan)}] {result.task.describe()}: {result.seconds:.1f} s, "
-                         f"{headline(_last_request(result.rows))}")
-
         shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
         executor = None
         try:
             with torch_threads(self.execution.cpus_per_job), user_interrupts_marked():
-                executor = self.make_executor(shared_cache)
-                executor.run(plan, on_result)
+                if len(plan):  # a pool starts its workers now: they import while the data is prepared here
+                    executor = self.make_executor(shared_cache)
+                states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
+                if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
+                    try:
+                        self.workspace.reference(states[0], "original")
+                    except ConfigError as exc:
+                        raise exc.in_file(exp.file)
+                    for event in self.workspace.events:
+                        self.out(event)
+                self._save_indices(states)
+                if plan.skipped:
+                    self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} "
+                             "(--overwrite reruns them).")
+                tally = _Tally(skipped=plan.skipped, current={job_key({"seed": s, "unlearner": label, "parameters": p,
+                                                                        "unlearning_seed": u})
+                                                              for s in exp.seeds for label, p in parameters.items()
+                                                              for u in exp.unlearning_seeds or [None]})
+                lines = not (self.progress and sys.stderr.isatty())
+                bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
+                try:
+                    if executor is not None:
+                        executor.run(plan, lambda result: self._on_result(result, writers, tally, bar, lines, len(plan)))
+                finally:
+                    bar.close()
         finally:
-            bar.close()
             if executor is not None:
                 executor.close()
             if shared_cache:
                 shutil.rmtree(shared_cache, ignore_errors=True)
         return tally
+
+    def _on_result(self, result: JobResult, writers: list, tally: "_Tally", bar: Any, lines: bool, total: int) -> None:
+        """Write one finished task's rows (and log it); a fatal result stops the run."""
+        if result.fatal:
+            raise RunError(result.fatal)
+        if lines:
+            for event in result.events:
+                self.out(event)
+        if not isinstance(result.task, UnlearnTask):
+            return
+        tuned = self.workspace.entries[result.task.label].tuned if result.rows else None
+        if tuned is not None:  # where the parameters came from
+            first = result.rows[0]
+            result.rows += [{**first, "metric": metric, "value": value, "step": None, "request": None, "status": "ok",
+                             "error": ""} for metric, value in (("tuning_objective", tuned.value),
+                                                                ("tuning_trials", float(tuned.trials)))]
+        self._write(writers, result.rows)
+        self._save_artifacts(result)
+        tally.errors += sum(r["status"] == "error" for r in result.rows)
+        tally.written += len(result.rows)
+        tally.done += 1
+        bar.update()
+        bar.set_postfix_str(result.task.describe())
+        if lines:
+            self.out(f"[{tally.done}/{total}] {result.task.describe()}: {result.seconds:.1f} s, "
+                     f"{headline(_last_request(result.rows))}")
 
     def _write(self, writers: list, rows: list[dict[str, Any]]) -> None:
         for w in list(writers):

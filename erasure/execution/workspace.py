@@ -132,7 +132,8 @@ class Workspace:
             try:
                 check_task(self.exp, dataset)
                 requests = make_request_partitions(dataset, self.exp.split, self.exp.requests, seed,
-                                                   prepare=self.exp.source.prepare, named=self.exp.named_partitions)
+                                                   prepare=self.exp.source.prepare, named=self.exp.named_partitions,
+                                                   holdout=self.exp.holdout)
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file_for(exc.path))
             moved = [Request(r.unlearning.to(self.device), r.evaluation.to(self.device)) for r in requests]
@@ -246,12 +247,14 @@ class Workspace:
 
     def make_context(self, state: SeedState, label: str, seed: int | None = None,
                      gold_provider: Callable[[], tuple[nn.Module, Timing]] | None = None,
-                     request: int = 0) -> UnlearningContext:
-        """Reseed from (seed, label[, request]) and build the context an unlearner runs in for deletion
-        ``request`` (``seed`` and ``gold_provider`` default to the state's; other ones serve repeated
-        unlearning). The context's partitions and recipe are the job's own copies: changing them
-        affects no other job."""
+                     request: int = 0, unlearning_seed: int | None = None) -> UnlearningContext:
+        """Reseed from (seed, label[, request][, unlearning seed]) and build the context an
+        unlearner runs in for deletion ``request`` (``seed`` and ``gold_provider`` default to the
+        state's; other ones serve repeated unlearning). The context's partitions and recipe are the
+        job's own copies: changing them affects no other job."""
         names = (label,) if request == 0 else (label, f"request {request}")
+        if unlearning_seed is not None:
+            names = (*names, f"unlearning seed {unlearning_seed}")
         job_seed = derive_seed(state.seed if seed is None else seed, *names)
         generator = seed_everything(job_seed)
         parts = partitions_for_job(state.requests[request].unlearning)
@@ -352,20 +355,23 @@ class Workspace:
         return {str(k): v if isinstance(v, float) else float(v) for k, v in metrics.items()}
 
     def run_job(self, state: SeedState, entry: UnlearnerEntry, params: str | None = None,
-                artifacts: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                artifacts: dict[str, Any] | None = None, unlearning_seed: int | None = None,
+                log_hook: Callable[[int, dict[str, float]], None] | None = None) -> list[dict[str, Any]]:
         """Unlearn and evaluate one (seed, unlearner); never raises for a component's failure.
 
         With several deletion requests the unlearner processes them one after another on its own
         model, and the evaluators run after each (rows carry the request index). ``params`` is
         the job's identity computed once by the plan (default: from the unlearner now).
-        Per-example arrays the evaluators keep go into ``artifacts``.
+        Per-example arrays the evaluators keep go into ``artifacts``; ``log_hook`` sees every value
+        the unlearner logs per epoch (tuning prunes on them).
         """
         params = params_json(entry.unlearner) if params is None else params
         model = copy.deepcopy(self.reference(state, "original")[0])
         several = len(state.requests) > 1
         rows: list[dict[str, Any]] = []
         for request in range(len(state.requests)):
-            model, request_rows, outcome = self._run_request(state, entry, params, model, request if several else None)
+            model, request_rows, outcome = self._run_request(state, entry, params, model, request if several else None,
+                                                             unlearning_seed, log_hook)
             rows += request_rows
             if outcome is None:  # the unlearner failed or spoiled shared state: later requests are moot
                 break
@@ -375,14 +381,20 @@ class Workspace:
         return rows
 
     def _run_request(self, state: SeedState, entry: UnlearnerEntry, params: str, model: nn.Module,
-                     request: int | None) -> tuple[nn.Module, list[dict[str, Any]], Outcome | None]:
+                     request: int | None, unlearning_seed: int | None = None,
+                     log_hook: Callable[[int, dict[str, float]], None] | None = None,
+                     ) -> tuple[nn.Module, list[dict[str, Any]], Outcome | None]:
         """One unlearn call and its evaluations; the outcome is None when the job cannot go on."""
         label = entry.label
-        ctx = self.make_context(state, label, request=request or 0)
+        ctx = self.make_context(state, label, request=request or 0, unlearning_seed=unlearning_seed)
         ctx.output_dir = self.exp.output_dir / "files" / f"seed{state.seed}" / job_slug(label)  # files the job writes
+        if log_hook is not None:
+            logged = ctx.log_fn
+            ctx.log_fn = lambda step, metrics: (logged(step, metrics), log_hook(step, metrics))
 
         def row(metric: str, value: Any = None, **fields: Any) -> dict[str, Any]:
-            return self._row(state.seed, label, params, metric, value, request=request, **fields)
+            return {**self._row(state.seed, label, params, metric, value, request=request, **fields),
+                    "unlearning_seed": unlearning_seed}
 
         try:
             with measure(self.device) as timing:
@@ -440,6 +452,14 @@ class Workspace:
         return [row("shared_state", status="error", error=message)]
 
     # ----------------------------------------------------------------- tasks
+    def entry_of(self, task: UnlearnTask) -> UnlearnerEntry:
+        """The config's entry of a job, or one built from the task's own spec (a tuning trial)."""
+        if task.spec is None:
+            return self.entries[task.label]
+        spec = json.loads(task.spec)
+        with allowed_imports(self.exp.imports):
+            return UnlearnerEntry(task.label, build(spec, "unlearner", "trial"), spec)
+
     def execute(self, task: Task) -> JobResult:
         """Run one task and return its rows (unlearning jobs) or its log lines (reference models)."""
         self.events = []
@@ -464,7 +484,8 @@ class Workspace:
                 fatal = f"the {task.kind} model of seed {task.seed} could not be trained: {describe(exc)}"
         else:
             try:
-                rows = self.run_job(self.state(task.seed), self.entries[task.label], task.parameters, artifacts)
+                rows = self.run_job(self.state(task.seed), self.entry_of(task), task.parameters, artifacts,
+                                    task.unlearning_seed)
             except (RunError, ConfigError) as exc:  # data or the original that cannot be built: the run stops
                 fatal = str(exc)
         return JobResult(task, rows, list(self.events), artifacts, time.perf_counter() - start, fatal)

@@ -75,6 +75,20 @@ class RunSummary:
     def seeds(self) -> int:
         return max((r["n"] for r in self.records), default=0)
 
+    @cached_property
+    def tuning(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The tuning protocol's trials (``tuning/trials.csv``) and chosen parameters (``tuning/best.json``), if it ran."""
+        import csv
+        import json
+
+        folder = self.results.directory / "tuning"
+        if not (folder / "trials.csv").is_file():
+            return [], {}
+        with open(folder / "trials.csv", newline="") as f:
+            trials = list(csv.DictReader(f))
+        best = json.loads((folder / "best.json").read_text()) if (folder / "best.json").is_file() else {}
+        return trials, best
+
 
 def load_run(path: str | Path, title: str | None = None, reference: str | None = None,
                   identity: str | None = None) -> RunSummary:

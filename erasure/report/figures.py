@@ -23,6 +23,7 @@ GOLD_COLOR, IDENTITY_COLOR = "#b8860b", "#555555"
 # the membership attack drawn against test accuracy: the first of these that the results have
 PRIVACY_METRICS = ("umia_accuracy", "entropy_mia_member_rate", "mia_efficacy", "ulira_auc", "ulira_accuracy")
 TRAJECTORY_ORDER = ("mutual_information", "accuracy_forget", "accuracy_retain", "accuracy_test")
+MAIN_PARAMETERS = ("lr", "alpha", "sigma", "gamma", "ratio", "k")  # the tuning figure's sensitivity axis, first found
 LABELS = {"mutual_information": "Î(Ŷ;Z) (nats)", "wall_seconds": "unlearning time (s, log)", GOLD_GAP: "gold gap"}
 
 
@@ -244,9 +245,54 @@ def distributions(run: RunSummary) -> list[Figure]:
     return figures
 
 
+def tuning(run: RunSummary) -> Figure | None:
+    """The tuning protocol: per method the best objective so far against the trial number, and the
+    objective against each method's main searched parameter (its learning rate, else the first of
+    :data:`MAIN_PARAMETERS`, else its first): how sensitive it is."""
+    import json
+
+    trials, best = run.tuning
+    done = [t for t in trials if t["state"] == "COMPLETE"]
+    if not done:
+        return None
+    methods = list(dict.fromkeys(t["method"] for t in trials))
+    style = styles(methods, run)
+    curve = Panel("best so far", "trial", "objective (lower is better)", x_integer=True)
+    panels = [curve]
+    for method in methods:
+        mine = sorted((int(t["trial"]), float(t["value"]), json.loads(t["parameters"])) for t in done if t["method"] == method)
+        if not mine:
+            continue
+        best_so_far = list(np.minimum.accumulate([v for _, v, _ in mine]))
+        curve.traces.append(Trace(method, [n for n, _, _ in mine], best_so_far, kind="line", color=style[method][0]))
+        main = next((p for p in MAIN_PARAMETERS if p in mine[0][2]), next(iter(mine[0][2]), None))
+        xs = [p.get(main) for _, _, p in mine]
+        if main is None or not all(isinstance(x, (int, float)) for x in xs):
+            continue
+        positive = all(x > 0 for x in xs)
+        panel = Panel(f"{method}: {main}", main, "objective",
+                      x_log=positive and max(xs) / min(xs) > 20, x_integer=all(isinstance(x, int) for x in xs))
+        panel.traces.append(Trace(method, xs, [v for _, v, _ in mine], color=style[method][0], legend=False,
+                                  text=[f"trial {n}: {p}" for n, _, p in mine]))
+        chosen = best.get(method, {}).get("parameters", {}).get(main)
+        if isinstance(chosen, (int, float)):
+            panel.traces.append(Trace("chosen", [chosen], [best[method]["value"]], role="gold", color=GOLD_COLOR,
+                                      size=14, legend=False))
+        panels.append(panel)
+    chosen = "; ".join(f"{m}: " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                                              for k, v in b["parameters"].items() if k in json.loads(
+                                                  next(t["parameters"] for t in trials if t["method"] == m)))
+                       + f" (objective {b['value']:.3g}, trial {b['best_trial']})" for m, b in best.items())
+    objective = next(iter(best.values()), {}).get("objective", "the objective")
+    return Figure("tuning", "Tuning (equal budget per method)",
+                  f"{len(trials) // max(len(methods), 1)} trials per method on the tuning seeds' validation split, "
+                  f"objective {objective}. First: the best value so far; then each method's value against its main "
+                  f"searched parameter (the chosen trial marked). Chosen: {chosen}.", panels, columns=2)
+
+
 def run_figures(run: RunSummary) -> list[Figure]:
     """Every figure the results support, in page order."""
-    figures = [forget_vs_utility(run), privacy_vs_utility(run), cost_vs_quality(run), trajectories(run)]
+    figures = [forget_vs_utility(run), privacy_vs_utility(run), cost_vs_quality(run), trajectories(run), tuning(run)]
     return [f for f in figures if f is not None] + distributions(run)
 
 

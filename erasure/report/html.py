@@ -183,7 +183,9 @@ def plotly_figure(figure: F.Figure) -> Any:
     entries = len({t.name for p in figure.panels for t in p.traces if t.legend})
     fig.update_yaxes(exponentformat="power")
     fig.update_layout(height=max(height + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
-                      margin=dict(l=60, r=20, t=40, b=60), scattermode="group", scattergap=0.7,
+                      margin=dict(l=60, r=20, t=40, b=60),
+                      # side by side only on category axes: on a numeric one it would move points off their values
+                      scattermode="group" if categorical else "overlay", scattergap=0.7,
                       legend=dict(x=1.02, y=1, xanchor="left", yanchor="top", font=dict(size=11), itemsizing="constant"),
                       violinmode="overlay", font=dict(size=12))
     return fig

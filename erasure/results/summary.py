@@ -31,7 +31,8 @@ ROLE_GOLD, ROLE_IDENTITY, ROLE_METHOD = "gold reference", "no-unlearning referen
 SEPARATES, NO_SEPARATION, WRONG_WAY, UNCHECKED = "separates", "no separation", "wrong way", "n/a"
 FLAGGED = (NO_SEPARATION, WRONG_WAY)
 SUMMARY_COLUMNS = ["unlearner", "metric", "mean", "std", "ci95_low", "ci95_high", "n", "diff_vs_reference",
-                   "diff_ci95_low", "diff_ci95_high", "n_paired", "reference", "target", "role", "rank", "best", "self_check"]
+                   "diff_ci95_low", "diff_ci95_high", "n_paired", "reference", "target", "role", "rank", "best", "self_check",
+                   "std_unlearning"]
 # The end-of-run table's candidate columns, most important first; what does not fit goes to summary.csv.
 HEADLINE = ("accuracy_forget", "umia_accuracy", "accuracy_test", "accuracy_retain", "entropy_mia_member_rate",
             "mia_efficacy", "ulira_auc", "forgetting_quality", "probe_accuracy", "task_accuracy", "wall_seconds")
@@ -56,11 +57,11 @@ def mean_ci(values: Iterable[float], confidence: float = 0.95) -> tuple[float, f
     return mean, std, mean - half, mean + half, n
 
 
-def final_values(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Seeds]:
-    """Final (non-trajectory) ``ok`` values by (unlearner, metric) and seed, after the last deletion
-    request where there are several; a later row for the same (config, seed, unlearner, metric),
-    e.g. from a rerun, replaces an earlier one."""
-    grouped: dict[tuple[str, str], Seeds] = defaultdict(dict)
+def _final_runs(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[tuple, dict[str, float]]]:
+    """Final (non-trajectory) finite ``ok`` values by (unlearner, metric), (config, seed) and
+    unlearning seed ("" without unlearning seeds), after the last deletion request where there are
+    several; a later row for the same key, e.g. from a rerun, replaces an earlier one."""
+    runs: dict[tuple[str, str], dict[tuple, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     rows = list(rows)
     last_request: dict[tuple, int] = {}  # with several deletion requests, the state after the last one
     for row in rows:
@@ -77,13 +78,35 @@ def final_values(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Seeds]
             value = float(row["value"])
         except (TypeError, ValueError):
             continue
-        key = (row["unlearner"], row["metric"])
         seed = (row.get("config_hash", ""), str(row.get("seed")))
+        unlearning = "" if row.get("unlearning_seed") in (None, "") else str(row["unlearning_seed"])
+        by_unlearning = runs[(row["unlearner"], row["metric"])][seed]
         if math.isfinite(value):
-            grouped[key][seed] = value
+            by_unlearning[unlearning] = value
         else:
-            grouped[key].pop(seed, None)
+            by_unlearning.pop(unlearning, None)
+    return runs
+
+
+def final_values(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], Seeds]:
+    """Final values by (unlearner, metric) and (config, seed); with ``unlearning_seeds``, the mean
+    over a seed's unlearning runs, so seeds (originals) stay the units of intervals and pairing."""
+    grouped: dict[tuple[str, str], Seeds] = defaultdict(dict)
+    for key, by_seed in _final_runs(rows).items():
+        for seed, values in by_seed.items():
+            if values:
+                grouped[key][seed] = float(np.mean(list(values.values())))
     return grouped
+
+
+def unlearning_spread(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """The variance from the unlearning seed alone: per (unlearner, metric), the pooled standard
+    deviation across each original's unlearning runs (NaN with fewer than two runs per original)."""
+    out = {}
+    for key, by_seed in _final_runs(rows).items():
+        variances = [np.var(list(v.values()), ddof=1) for v in by_seed.values() if len(v) >= 2]
+        out[key] = float(np.sqrt(np.mean(variances))) if variances else math.nan
+    return out
 
 
 def trajectory_table(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[int, list[float]]]]:
@@ -180,7 +203,9 @@ def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE, target
     :data:`SUMMARY_COLUMNS`. The paired difference (this unlearner − ``reference``) is taken seed
     by seed over the seeds both have. Without ``targets`` nothing is ranked or checked."""
     targets = targets or {}
+    rows = list(rows)
     grouped = {k: v for k, v in final_values(rows).items() if v}  # drop keys with only non-finite values
+    spread = unlearning_spread(rows)
     unlearners = list(dict.fromkeys(u for u, _ in grouped))
     metrics = list(dict.fromkeys(m for _, m in grouped))
     records = {(u, m): _record(u, m, by_seed, grouped.get((reference, m)), lookup(m, targets), reference)
@@ -193,7 +218,8 @@ def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE, target
     gaps = {u: r["mean"] for (u, m), r in records.items() if m == GOLD_GAP and role[u] == ROLE_METHOD}
     rank = {u: 1 + sum(other < g for other in gaps.values()) for u, g in gaps.items()}
     for (u, m), r in records.items():
-        r.update(role=role[u], rank=rank.get(u, ""), self_check=checks.get(m, ""), best=False)
+        r.update(role=role[u], rank=rank.get(u, ""), self_check=checks.get(m, ""), best=False,
+                 std_unlearning=spread.get((u, m), math.nan))
     _mark_best(records, reference, targets)
     order = sorted(unlearners, key=lambda u: (role[u] == ROLE_METHOD, role[u] == ROLE_IDENTITY, u not in rank,
                                               rank.get(u, 0), unlearners.index(u)))

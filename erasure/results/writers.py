@@ -23,7 +23,7 @@ from erasure.results.files import atomic_write_text, escape_cell, lock_output_di
 log = logging.getLogger("erasure.results")
 
 COLUMNS = [
-    "run_id", "experiment", "config_hash", "seed", "unlearner", "parameters", "metric", "value",
+    "run_id", "experiment", "config_hash", "seed", "unlearning_seed", "unlearner", "parameters", "metric", "value",
     "step", "request", "status", "error", "wall_seconds", "versions", "device",
 ]
 
@@ -40,9 +40,12 @@ class RunInfo:
     overwrite: bool = False
 
 
-def job_key(row: dict[str, Any]) -> tuple[str, str, str]:
-    """Identity of a (seed, unlearner) job: seed, label and parameters."""
-    return str(row["seed"]), str(row["unlearner"]), str(row["parameters"])
+def job_key(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """Identity of a (seed, unlearner) job: seed, label, parameters and unlearning seed (empty
+    unless the config lists ``unlearning_seeds``)."""
+    unlearning_seed = row.get("unlearning_seed")
+    return (str(row["seed"]), str(row["unlearner"]), str(row["parameters"]),
+            "" if unlearning_seed is None else str(unlearning_seed))
 
 
 class Writer(Component, kind="writer"):
@@ -73,7 +76,7 @@ def read_journal(path: str | Path) -> tuple[int, Counter] | None:
     """``(end, rows per job)`` committed to the results CSV ``path``; None when it has no journal.
 
     Each line is one commit: ``{"end": <CSV size in bytes after it>, "jobs": [[seed, unlearner,
-    parameters, rows], ...]}``. Reading stops at the first line that is torn or not valid.
+    parameters, unlearning seed, rows], ...]}``. Reading stops at the first line that is torn or not valid.
     """
     journal = journal_path(path)
     if not journal.exists():
@@ -85,7 +88,8 @@ def read_journal(path: str | Path) -> tuple[int, Counter] | None:
                 commit = json.loads(line)
                 if not line.endswith(b"\n"):
                     raise ValueError("torn line")
-                jobs = [(tuple(str(v) for v in job[:3]), int(job[3])) for job in commit["jobs"]]
+                jobs = [(tuple(str(v) for v in job[:-1]) + ("",) * (5 - len(job)), int(job[-1]))
+                        for job in commit["jobs"]]
                 end = int(commit["end"])
             except (ValueError, KeyError, TypeError, IndexError):
                 break

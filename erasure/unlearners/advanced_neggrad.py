@@ -3,7 +3,8 @@ import itertools
 
 from torch import nn
 
-from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
+                                 PositiveInt, Uniform)
 from erasure.unlearners.base import (TASKS, TrainingUnlearner, UnlearningContext, build_optimizer,
                                      task_loss)
 
@@ -22,6 +23,8 @@ class AdvancedNegGrad(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"alpha": Uniform(0.5, 0.9999), "epochs": IntRange(1, 10), "lr": LogUniform(1e-4, 1e-1)}
 
     def __init__(self, alpha: OpenFraction = 0.9999, epochs: PositiveInt = 10, lr: PositiveFloat = 0.01,
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):

@@ -7,7 +7,8 @@ import torch
 from torch import Tensor, nn
 
 from erasure.core.factory import build
-from erasure.core.params import OpenFraction, MethodOptimizerSpec, PositiveFloat, PositiveInt, Spec
+from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
+                                 PositiveInt, Spec, Uniform)
 from erasure.unlearners._common import index_batches
 from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
 
@@ -37,6 +38,10 @@ class BadTeaching(TrainingUnlearner):
     Defaults (the paper's code): 1 epoch, Adam at lr 1e-4, temperature 1, retain subset 30%,
     batch size 256.
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"epochs": IntRange(1, 10), "lr": LogUniform(1e-5, 1e-2), "temperature": Uniform(1.0, 4.0),
+                    "retain_fraction": Uniform(0.1, 0.95)}
 
     def __init__(self, epochs: PositiveInt = 1, lr: PositiveFloat = 1e-4, temperature: PositiveFloat = 1.0,
                  retain_fraction: OpenFraction = 0.3, batch_size: PositiveInt = 256,

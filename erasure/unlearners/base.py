@@ -119,6 +119,10 @@ class Unlearner(Component, kind="unlearner"):
 
     uses_gold: ClassVar[bool] = False
     tasks: ClassVar[tuple[str, ...]] = (SINGLE_LABEL,)
+    #: Default search space of the tuning protocol: parameter name -> LogUniform / Uniform / IntRange /
+    #: Choice (erasure.core.params), over the ranges its papers use and containing the defaults. A config
+    #: overrides it per entry under "search"; an empty space is never tuned.
+    search_space: ClassVar[dict[str, Any]] = {}
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         raise NotImplementedError

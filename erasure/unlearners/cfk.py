@@ -1,7 +1,7 @@
 """CF-k: catastrophic forgetting of the last k layers (fine-tune them on D_r, freeze the rest)."""
 from torch import nn
 
-from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import finetune_layers, last_layers
 from erasure.unlearners.base import TASKS, TrainingUnlearner, UnlearningContext, build_optimizer
 from erasure.unlearners.finetuning import FINETUNE_SGD
@@ -24,6 +24,8 @@ class CFk(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"k": IntRange(1, 3), "epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 
     def __init__(self, k: PositiveInt = 1, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02,
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None):

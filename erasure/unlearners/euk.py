@@ -6,7 +6,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.models.base import NORMALISATIONS
 from erasure.unlearners._common import last_layers
 from erasure.unlearners.base import UnlearningContext
@@ -53,6 +53,9 @@ class EUk(CFk):
     the reference's scripts use k 1, 3, 5, 7; 5 epochs, SGD with momentum 0.9 and weight
     decay 5e-4 at lr 0.02; ``batch_size`` None uses the original recipe's).
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"k": IntRange(1, 3), "epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 
     def __init__(self, k: PositiveInt = 1, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02,
                  batch_size: PositiveInt | None = None, optimizer: MethodOptimizerSpec | None = None,

@@ -1,7 +1,7 @@
 """FineTuning: continue training on the retain set (catastrophic forgetting of D_f)."""
 from torch import nn
 
-from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners.base import (TASKS, TrainingUnlearner, UnlearningContext, build_optimizer,
                                      task_loss)
 
@@ -18,6 +18,8 @@ class FineTuning(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 
     def __init__(self, epochs: PositiveInt = 5, lr: PositiveFloat = 0.02, batch_size: PositiveInt | None = None,
                  optimizer: MethodOptimizerSpec | None = None):

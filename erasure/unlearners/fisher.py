@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from erasure.core.params import PositiveFloat, PositiveInt
+from erasure.core.params import LogUniform, PositiveFloat, PositiveInt
 from erasure.unlearners._common import last_layers
 from erasure.unlearners.base import Unlearner, UnlearningContext
 
@@ -77,6 +77,9 @@ class FisherForgetting(Unlearner):
     time, peaks about 1.8 GB above the process's baseline; see docs/fidelity.md). The
     variance scales linearly with ``alpha``.
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"alpha": LogUniform(1e-9, 1e-4)}
 
     def __init__(self, alpha: PositiveFloat = 1e-6, max_variance: PositiveFloat = 1e3, zero_forgotten_classes: bool = True,
                  batch_size: PositiveInt | None = None, gradient_memory_mb: PositiveFloat = 1024.0):

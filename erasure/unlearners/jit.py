@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import PositiveFloat, PositiveInt
+from erasure.core.params import LogUniform, PositiveFloat, PositiveInt
 from erasure.unlearners.base import TASKS, TrainingUnlearner, UnlearningContext
 
 
@@ -70,6 +70,8 @@ class JiT(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"sigma": LogUniform(0.01, 1.0), "lr": LogUniform(1e-5, 1e-2)}
 
     def __init__(self, sigma: PositiveFloat = 0.5, lr: PositiveFloat = 3e-4, num_samples: PositiveInt = 25,
                  batch_size: PositiveInt = 128, accumulate_gradients: bool = False, train_mode: bool = False):

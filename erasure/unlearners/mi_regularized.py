@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from erasure.core.errors import ConfigError
-from erasure.core.params import NonNegativeFloat, MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, NonNegativeFloat, PositiveFloat,
+                                 PositiveInt, Uniform)
 from erasure.evaluators.mutual_information import soft_mutual_information_from_logits
 from erasure.models.training import accuracy, predict_logits
 from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
@@ -61,6 +62,9 @@ class MIRegularized(TrainingUnlearner):
     update, which is what the reference script's figures plot as "Mutual Information"),
     ``accuracy_retain`` (remain), ``accuracy_forget`` (unlearn) and ``accuracy_test``.
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"gamma": Uniform(0.5, 5.0), "epochs": IntRange(1, 20), "lr": LogUniform(1e-4, 1e-2)}
 
     def __init__(self, gamma: NonNegativeFloat = 1.5, epochs: PositiveInt = 20, lr: PositiveFloat = 1e-3,
                  remain_batch_size: PositiveInt = 64, unlearn_batch_size: PositiveInt = 16,

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from erasure.core.params import MethodOptimizerSpec, PositiveFloat, PositiveInt
+from erasure.core.params import IntRange, LogUniform, MethodOptimizerSpec, PositiveFloat, PositiveInt
 from erasure.unlearners._common import index_batches, random_wrong_labels
 from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
 from erasure.unlearners.neggrad import ADAM
@@ -54,6 +54,9 @@ class RandomLabels(TrainingUnlearner):
     of later papers, e.g. ERASURE's SuccessiveRandomLabels). ``batch_size`` None uses the
     original recipe's (the reference's is 128).
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"epochs": IntRange(1, 10), "lr": LogUniform(1e-5, 1e-1)}
 
     def __init__(self, epochs: PositiveInt = 3, lr: PositiveFloat = 1e-4, batch_size: PositiveInt | None = None,
                  optimizer: MethodOptimizerSpec | None = None, redraw: bool = False):

@@ -6,7 +6,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import MethodOptimizerSpec, OpenFraction, PositiveFloat, PositiveInt
+from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat,
+                                 PositiveInt, Uniform)
 from erasure.unlearners._common import index_batches
 from erasure.unlearners._options import masked_gradients
 from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
@@ -72,6 +73,9 @@ class SalUn(TrainingUnlearner):
     SGD (momentum 0.9, weight decay 5e-4) at lr 0.013, ``forget_then_retain``. ``batch_size``
     None uses the original recipe's (the reference's is 256).
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"ratio": Uniform(0.1, 0.9), "epochs": IntRange(1, 10), "lr": LogUniform(1e-4, 1e-1)}
 
     def __init__(self, ratio: OpenFraction = 0.5, epochs: PositiveInt = 10, lr: PositiveFloat = 0.013,
                  pass_order: PassOrder = "forget_then_retain",

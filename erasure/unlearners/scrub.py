@@ -4,9 +4,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import (MethodOptimizerSpec, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
-                                  SchedulerSpec)
-from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer, build_scheduler, step_scheduler
+from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, NonNegativeFloat, NonNegativeInt,
+                                 PositiveFloat, PositiveInt, SchedulerSpec, Uniform)
+from erasure.unlearners.base import (TrainingUnlearner, UnlearningContext, build_optimizer,
+                                     build_scheduler, step_scheduler)
 
 SGD_SCRUB = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 
@@ -42,6 +43,10 @@ class SCRUB(TrainingUnlearner):
     ``forget_batch_size`` (D_f) None use the original recipe's (the large-scale notebook's are 128
     and 32).
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"epochs": IntRange(2, 10), "msteps": IntRange(1, 5), "lr": LogUniform(1e-5, 1e-2),
+                    "alpha": LogUniform(1e-3, 1.0), "gamma": Uniform(0.5, 1.0)}
 
     def __init__(self, epochs: PositiveInt = 3, msteps: NonNegativeInt = 2, lr: PositiveFloat = 5e-4,
                  temperature: PositiveFloat = 4.0, alpha: NonNegativeFloat = 0.001, gamma: NonNegativeFloat = 0.99,

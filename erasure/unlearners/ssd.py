@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import PositiveFloat, PositiveInt
+from erasure.core.params import LogUniform, PositiveFloat, PositiveInt
 from erasure.unlearners._common import diagonal_fisher, per_sample_fisher
 from erasure.unlearners.base import TASKS, Unlearner, UnlearningContext
 
@@ -58,6 +58,8 @@ class SSD(Unlearner):
     """
 
     tasks = TASKS
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"alpha": LogUniform(1.0, 100.0), "dampening": LogUniform(0.1, 10.0)}
 
     def __init__(self, alpha: PositiveFloat = 10.0, dampening: PositiveFloat = 1.0, label_free: bool = False,
                  importance: Importance = "per_sample", batch_size: PositiveInt | None = None):

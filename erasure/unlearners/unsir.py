@@ -7,7 +7,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from erasure.core.params import Fraction, MethodOptimizerSpec, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from erasure.core.params import (Fraction, IntRange, LogUniform, MethodOptimizerSpec, NonNegativeFloat,
+                                 NonNegativeInt, PositiveFloat, PositiveInt)
 from erasure.unlearners._common import fit_on_tensors
 from erasure.unlearners.base import (TASKS, TrainingUnlearner, UnlearningContext, build_optimizer,
                                      task_loss)
@@ -76,6 +77,10 @@ class UNSIR(TrainingUnlearner):
     of D_r (the notebook's 1,000 of 5,000 images per CIFAR-10 class), repair one epoch at lr 1e-4,
     Adam throughout (``optimizer`` replaces it for impair and repair). Tensor inputs only.
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"lr": LogUniform(1e-5, 1e-1), "repair_lr": LogUniform(1e-5, 1e-1), "repair_epochs": IntRange(1, 5),
+                    "noise_lr": LogUniform(1e-3, 1.0)}
 
     def __init__(self, noise_steps: PositiveInt = 25, noise_lr: PositiveFloat = 0.1, noise_l2: NonNegativeFloat = 0.1,
                  noise_batch_size: PositiveInt = 256, noise_repeats: PositiveInt = 20, per_sample: bool = False,
@@ -153,6 +158,8 @@ class UNSIRChoiNa(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
+    search_space = {"epochs": IntRange(1, 5), "lr": LogUniform(1e-4, 1e-1), "noise_lr": LogUniform(1e-3, 1e-1)}
 
     def __init__(self, epochs: PositiveInt = 2, lr: PositiveFloat = 1e-3, batch_size: PositiveInt = 64,
                  noise_steps: PositiveInt = 5, noise_lr: PositiveFloat = 0.01,

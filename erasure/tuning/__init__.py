@@ -1,0 +1,1 @@
+"""Sweeps and the equal-budget tuning protocol (Optuna): trials are jobs on the same executors."""

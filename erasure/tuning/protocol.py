@@ -1,0 +1,335 @@
+"""The equal-budget tuning protocol (Optuna): every unlearner with a search space gets the same
+number of trials, on tuning seeds and a validation split, before the evaluation.
+
+Trials are jobs: each one is an :class:`~erasure.execution.jobs.UnlearnTask` per tuning seed,
+carrying the trial's unlearner spec, run on the run's executor (serial, local pool, Ray); the
+driver alone asks Optuna for trials and tells it their values, so parallel workers share one study
+with no storage of their own. Studies live in ``<output_dir>/tuning/study.journal`` (Optuna's
+journal storage): a killed run resumes them, keeping every finished trial.
+
+Protocol, per method: trial 0 is the paper's default (the entry's parameters); the tuning seeds
+are distinct from the evaluation seeds (other originals); every job of a trial runs on a
+validation split carved from train, the test split dropped before any component sees the data;
+the trial's value is the objective (:mod:`erasure.tuning.objectives`) averaged over the tuning
+seeds. The best parameters then replace the entry's for the evaluation.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from erasure.core.config import Experiment, UnlearnerEntry
+from erasure.core.factory import allowed_imports, build
+from erasure.core.params import IntRange
+from erasure.execution.jobs import JobResult, Plan, ReferenceTask, UnlearnTask
+from erasure.execution.workspace import RunError, params_json
+from erasure.results.files import atomic_write_text
+from erasure.results.targets import targets_of
+from erasure.tuning.objectives import final_metrics, trial_value
+
+log = logging.getLogger("erasure")
+TRIAL_COLUMNS = ["method", "trial", "state", "value", "parameters", "seed_values", "reason"]
+REFERENCES = {"GoldModel": {"class": "GoldModel"}, "Identity": {"class": "Identity"}}
+
+
+def tunable(experiment: Experiment) -> list[UnlearnerEntry]:
+    """The entries the protocol tunes: every one with a non-empty search space."""
+    return [e for e in experiment.unlearners if e.search]
+
+
+def capped(search: dict[str, Any], max_epochs: int | None) -> dict[str, Any]:
+    """The search space with every epoch-like dimension capped at ``max_epochs`` (the same cap for every method)."""
+    if max_epochs is None:
+        return dict(search)
+    out = {}
+    for name, dim in search.items():
+        if isinstance(dim, IntRange) and (name == "epochs" or name.endswith("_epochs")):
+            dim = IntRange(min(dim.low, max_epochs), min(dim.high, max_epochs), dim.log)
+        out[name] = dim
+    return out
+
+
+def distributions(search: dict[str, Any]) -> dict[str, Any]:
+    """Optuna distributions of a search space."""
+    import optuna.distributions as d
+
+    from erasure.core.params import Choice, Uniform
+
+    out = {}
+    for name, dim in search.items():
+        if isinstance(dim, Uniform):
+            out[name] = d.FloatDistribution(dim.low, dim.high, log=dim.log)
+        elif isinstance(dim, IntRange):
+            out[name] = d.IntDistribution(dim.low, dim.high, log=dim.log)
+        elif isinstance(dim, Choice):
+            out[name] = d.CategoricalDistribution([json.dumps(v) for v in dim.values])
+    return out
+
+
+def from_optuna(search: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Trial parameters in the unlearner's terms (choices are stored as JSON text)."""
+    from erasure.core.params import Choice
+
+    return {k: json.loads(v) if isinstance(search[k], Choice) else v for k, v in params.items()}
+
+
+@dataclass
+class Tuned:
+    """The outcome of one method's study."""
+
+    label: str
+    parameters: dict[str, Any]
+    value: float
+    trials: int
+    best_trial: int
+
+
+@dataclass
+class _Trial:
+    method: str
+    trial: Any  # optuna.trial.Trial
+    parameters: dict[str, Any]
+    rows: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+class Tuner:
+    """Runs the protocol for one experiment: ``Tuner(...).run()`` → ``{label: Tuned}``.
+
+    ``execute(plan, on_result)`` runs tasks on the run's executor (in the tuning view of the
+    data: see :meth:`erasure.execution.runner.Runner.tuning_executor`); ``workspace`` is an
+    in-process workspace of that view, used for pruning with the serial executor.
+    """
+
+    def __init__(self, experiment: Experiment, output_dir: Path, execute: Callable[[Plan, Callable], None],
+                 parallel: int, workspace: Any = None, out: Callable[[str], None] = print):
+        self.exp = experiment
+        self.settings = experiment.tuning
+        self.folder = Path(output_dir) / "tuning"
+        self.execute = execute
+        self.parallel = self.settings.parallel or parallel
+        self.workspace = workspace
+        self.out = out
+        self.targets = targets_of(experiment.evaluators)
+
+    # ------------------------------------------------------------- references
+    def _reference_values(self) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, float]], dict[int, float]]:
+        """Per tuning seed: gold's and the original's metric values, and gold's training seconds."""
+        gold_needed = self.settings.objective == "gold_gap" or self.settings.max_time_fraction is not None
+        wanted = {"GoldModel": gold_needed, "Identity": self.settings.objective == "gold_free"}
+        jobs = {seed: [UnlearnTask(seed, label, params_json_of(spec), spec=json.dumps(spec))
+                       for label, spec in REFERENCES.items() if wanted[label]] for seed in self.settings.seeds}
+        results: dict[tuple[int, str], list[dict[str, Any]]] = {}
+        self._run(jobs, lambda r: results.__setitem__((r.task.seed, r.task.label), r.rows), gold=gold_needed)
+        gold = {s: final_metrics(results.get((s, "GoldModel"), [])) for s in self.settings.seeds}
+        original = {s: final_metrics(results.get((s, "Identity"), [])) for s in self.settings.seeds}
+        seconds = {s: max((float(r["wall_seconds"]) for r in results.get((s, "GoldModel"), [])
+                           if r.get("wall_seconds") not in (None, "")), default=math.nan) for s in self.settings.seeds}
+        return gold, original, seconds
+
+    def _run(self, jobs: dict[int, list[UnlearnTask]], on_result: Callable[[JobResult], None], gold: bool) -> None:
+        references = {s: [ReferenceTask(s, "original"), *([ReferenceTask(s, "gold")] if gold else [])] for s in jobs}
+
+        def checked(result: JobResult) -> None:
+            if result.fatal:
+                raise RunError(f"tuning: {result.fatal}")
+            if isinstance(result.task, UnlearnTask):
+                on_result(result)
+
+        self.execute(Plan(references, jobs), checked)
+
+    # ------------------------------------------------------------------ study
+    def _study(self, entry: UnlearnerEntry) -> Any:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        storage = JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
+        sampler = (optuna.samplers.TPESampler(seed=self.settings.sampler_seed, constant_liar=True)
+                   if self.settings.sampler == "tpe" else optuna.samplers.RandomSampler(seed=self.settings.sampler_seed))
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if self.settings.prune \
+            else optuna.pruners.NopPruner()
+        study = optuna.create_study(study_name=entry.label, storage=storage, sampler=sampler, pruner=pruner,
+                                    direction="minimize", load_if_exists=True)
+        running = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+        for stale in running:  # left by a killed run: never finished, not counted in the budget
+            storage.set_trial_user_attr(stale._trial_id, "reason", "stale: the run was stopped")
+            storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
+        if not study.get_trials(deepcopy=False):
+            search = capped(entry.search, self.settings.max_epochs)
+            default = {k: v for k, v in entry.unlearner.get_params().items() if k in search}
+            for k, dim in search.items():  # the paper's default, inside the (capped) space
+                if isinstance(dim, IntRange):
+                    default[k] = min(max(default[k], dim.low), dim.high)
+                elif hasattr(dim, "values"):
+                    default[k] = json.dumps(default[k])
+            study.enqueue_trial(default)
+        return study
+
+    @staticmethod
+    def _counted(study: Any) -> int:
+        """Trials that used the budget: finished, pruned or failed (not those a killed run left)."""
+        return sum(1 for t in study.get_trials(deepcopy=False)
+                   if t.state.is_finished() and not str(t.user_attrs.get("reason", "")).startswith("stale"))
+
+    # -------------------------------------------------------------------- run
+    def run(self) -> dict[str, Tuned]:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        entries = tunable(self.exp)
+        if not entries:
+            return {}
+        gold, original, gold_seconds = self._reference_values()
+        studies = {e.label: (e, self._study(e)) for e in entries}
+        budget = self.settings.trials
+        self.out(f"tuning {len(entries)} method(s), {budget} trials each, objective {self.settings.objective}, "
+                 f"tuning seeds {self.settings.seeds} (validation split {self.settings.validation_fraction:g} of train)")
+        while True:
+            batch: list[_Trial] = []
+            for label, (entry, study) in studies.items():
+                search = capped(entry.search, self.settings.max_epochs)
+                for _ in range(min(self.parallel, budget - self._counted(study))):
+                    trial = study.ask(distributions(search))
+                    batch.append(_Trial(label, trial, {**entry.unlearner.get_params(), **from_optuna(search, trial.params)}))
+            if not batch:
+                break
+            self._run_trials(batch, studies, gold, original, gold_seconds)
+        return self._finish(studies)
+
+    def _run_trials(self, batch: list[_Trial], studies: dict, gold: dict, original: dict, gold_seconds: dict) -> None:
+        import optuna
+
+        jobs: dict[int, list[UnlearnTask]] = {s: [] for s in self.settings.seeds}
+        waiting: dict[tuple, list[_Trial]] = {}  # two trials with the same parameters share their jobs' rows
+        for t in batch:
+            spec = json.dumps({"class": studies[t.method][0].spec["class"], "parameters": t.parameters}, sort_keys=True,
+                              default=str)
+            for seed in self.settings.seeds:
+                key = (seed, t.method, spec)
+                if key not in waiting:
+                    jobs[seed].append(UnlearnTask(seed, t.method, json.dumps(t.parameters, sort_keys=True, default=str),
+                                                  spec=spec))
+                waiting.setdefault(key, []).append(t)
+
+        def collect(result: JobResult) -> None:
+            for t in waiting[(result.task.seed, result.task.label, result.task.spec)]:
+                t.rows[result.task.seed] = result.rows
+
+        if self.settings.prune and self.workspace is not None:  # in process: each epoch reaches the pruner
+            for seed, tasks in jobs.items():
+                for task in tasks:
+                    trials = waiting[(seed, task.label, task.spec)]
+                    rows = self._run_pruned(task, trials[0], gold.get(seed, {}))
+                    for t in trials:
+                        t.rows[seed] = rows
+        else:
+            self._run(jobs, collect, gold=self.settings.objective == "gold_gap")
+        for t in batch:
+            study = studies[t.method][1]
+            values, reasons = {}, []
+            for seed in self.settings.seeds:
+                rows = t.rows.get(seed, [])
+                errors = [r for r in rows if r["status"] == "error"]
+                if any("TrialPruned" in r.get("error", "") for r in errors):
+                    reasons.append("pruned")
+                    break
+                if errors:
+                    reasons.append(f"seed {seed}: {errors[0]['metric']}: {errors[0]['error'][:200]}")
+                    continue
+                wall = max((float(r["wall_seconds"]) for r in rows if r.get("wall_seconds") not in (None, "")), default=0.0)
+                cap = self.settings.max_time_fraction
+                if cap is not None and math.isfinite(gold_seconds.get(seed, math.nan)) and wall > cap * gold_seconds[seed]:
+                    reasons.append(f"seed {seed}: {wall:.2f} s, over {cap:g} of gold's {gold_seconds[seed]:.2f} s")
+                    continue
+                value, why = trial_value(self.settings.objective, final_metrics(rows), gold.get(seed, {}),
+                                         original.get(seed, {}), self.targets)
+                if why:
+                    reasons.append(f"seed {seed}: {why}")
+                    continue
+                values[seed] = value
+            t.trial.set_user_attr("seed_values", {str(k): v for k, v in values.items()})
+            if reasons == ["pruned"]:
+                study.tell(t.trial, state=optuna.trial.TrialState.PRUNED)
+            elif reasons or len(values) < len(self.settings.seeds):
+                t.trial.set_user_attr("reason", "; ".join(reasons))
+                study.tell(t.trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(t.trial, sum(values.values()) / len(values))
+
+    def _run_pruned(self, task: UnlearnTask, t: _Trial, gold: dict[str, float]) -> list[dict[str, Any]]:
+        """One trial job in this process, reporting each epoch's objective to the pruner."""
+        import optuna
+
+        def report(step: int, metrics: dict[str, float]) -> None:
+            value, why = trial_value(self.settings.objective, {**gold, **metrics}, gold, {}, self.targets) \
+                if self.settings.objective == "gold_gap" else trial_value(self.settings.objective, metrics, gold, {},
+                                                                          self.targets)
+            if why or not math.isfinite(value):
+                return
+            t.trial.report(value, step)
+            if t.trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step}")
+
+        state = self.workspace.state(task.seed)
+        return self.workspace.run_job(state, self.workspace.entry_of(task), task.parameters, log_hook=report)
+
+    def _finish(self, studies: dict) -> dict[str, Tuned]:
+        """Write ``tuning/trials.csv`` and ``tuning/best.json``; the best parameters per method."""
+        import optuna
+
+        out: dict[str, Tuned] = {}
+        lines, unfinished = [], []
+        for label, (entry, study) in studies.items():
+            search = capped(entry.search, self.settings.max_epochs)
+            trials = study.get_trials(deepcopy=False)
+            lines += [{"method": label, "trial": t.number, "state": t.state.name, "value": "" if t.value is None else t.value,
+                       "parameters": json.dumps(from_optuna(search, t.params), sort_keys=True),
+                       "seed_values": json.dumps(t.user_attrs.get("seed_values", {})),
+                       "reason": t.user_attrs.get("reason", "")} for t in trials]
+            complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+            if not complete:
+                unfinished.append(label)
+                continue
+            best = min(complete, key=lambda t: (t.value, t.number))
+            params = {**entry.unlearner.get_params(), **from_optuna(search, best.params)}
+            out[label] = Tuned(label, params, float(best.value), self._counted(study), best.number)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, TRIAL_COLUMNS)
+        writer.writeheader()
+        writer.writerows(lines)
+        atomic_write_text(self.folder / "trials.csv", text.getvalue())
+        if unfinished:
+            raise RunError(f"tuning {', '.join(unfinished)}: no trial finished (they failed or were pruned); "
+                           f"see the reasons in {self.folder / 'trials.csv'}")
+        atomic_write_text(self.folder / "best.json", json.dumps(
+            {label: dataclasses.asdict(t) | {"objective": self.settings.objective} for label, t in out.items()},
+            indent=1, default=str))
+        return out
+
+
+def params_json_of(spec: dict[str, Any]) -> str:
+    """The parameters JSON of a reference job built from ``spec`` (GoldModel, Identity)."""
+    with allowed_imports(()):
+        return params_json(build(spec, "unlearner", "tuning"))
+
+
+def tuned_entries(experiment: Experiment, tuned: dict[str, Tuned]) -> list[UnlearnerEntry]:
+    """The experiment's entries with each tuned method's best parameters."""
+    out = []
+    for entry in experiment.unlearners:
+        if entry.label not in tuned:
+            out.append(entry)
+            continue
+        spec = {**entry.spec, "parameters": tuned[entry.label].parameters}
+        with allowed_imports(experiment.imports):
+            out.append(dataclasses.replace(entry, unlearner=build(spec, "unlearner", "tuned"), spec=spec,
+                                           tuned=tuned[entry.label]))
+    return out
