@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from erasure.core.config import load_experiment  # noqa: E402
+from erasure.execution.experiment import load_experiment  # noqa: E402
 from erasure.core.factory import build  # noqa: E402
 from erasure.evaluators.flops import count_flops  # noqa: E402
 from erasure.execution.runner import Runner  # noqa: E402

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from erasure.core.config import load_experiment  # noqa: E402
+from erasure.execution.experiment import load_experiment  # noqa: E402
 from erasure.execution.runner import Runner  # noqa: E402
 from erasure.core.seeding import derive_seed  # noqa: E402
 from erasure.models.training import train_model  # noqa: E402

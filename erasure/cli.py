@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.config:
             print("error: give a config file (or --list); see --help", file=sys.stderr)
             return 2
-        from erasure.core.config import load_experiment
+        from erasure.execution.experiment import load_experiment
 
         overrides = list(args.overrides)
         for flag, key in (("executor", "executor"), ("workers", "workers"), ("cpus_per_job", "cpus_per_job"),

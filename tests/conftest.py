@@ -17,7 +17,7 @@ from erasure.testing.contract import TINY_CONFIG, tiny_config  # noqa: E402,F401
 
 def make_runner(config: dict[str, Any], **options: Any):
     """Build an experiment from a config dict and a quiet runner (the driver) for it."""
-    from erasure.core.config import build_experiment
+    from erasure.execution.experiment import build_experiment
     from erasure.execution.runner import Runner
 
     options.setdefault("use_cache", False)

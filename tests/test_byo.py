@@ -11,7 +11,7 @@ import torch
 
 from conftest import tiny_config
 from erasure.cli import main
-from erasure.core.config import build_experiment
+from erasure.execution.experiment import build_experiment
 from erasure.core.errors import ConfigError
 from erasure.execution.runner import Runner
 from erasure.results.summary import summarize

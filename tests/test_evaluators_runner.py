@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from erasure.core.config import build_experiment
+from erasure.execution.experiment import build_experiment
 from erasure.execution.runner import Runner
 from erasure.results.writers import read_rows
 

@@ -12,7 +12,7 @@ import torch
 
 from conftest import ROOT, make_runner, tiny_config
 from erasure.core.cache import ModelCache
-from erasure.core.config import build_experiment, load_experiment
+from erasure.execution.experiment import build_experiment, load_experiment
 from erasure.core.timing import Timing
 from erasure.execution.runner import RunError, Runner
 from erasure.execution.settings import Execution

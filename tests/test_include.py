@@ -8,7 +8,8 @@ import pytest
 
 from conftest import tiny_config
 from erasure.cli import main
-from erasure.core.config import MAX_CONFIG_FILES, build_experiment, compose_config, load_experiment, validate_structure
+from erasure.core.config import MAX_CONFIG_FILES, compose_config, validate_structure
+from erasure.execution.experiment import build_experiment, load_experiment
 from erasure.core.errors import ConfigError
 from erasure.execution.runner import Runner
 

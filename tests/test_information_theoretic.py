@@ -320,7 +320,7 @@ def test_mutual_information_evaluator_uses_whole_forget_and_retain_sets():
 
 # ------------------------------------------------------------- end to end: trajectories
 def test_trajectories_reach_csv_and_wandb_history_and_plot(tmp_path, monkeypatch):
-    from erasure.core.config import build_experiment
+    from erasure.execution.experiment import build_experiment
     from erasure.execution.runner import Runner
     from erasure.plot import main as plot_main
     from erasure.results.writers import read_rows

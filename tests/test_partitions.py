@@ -11,7 +11,7 @@ import torch
 
 from conftest import make_runner, make_workspace, tiny_config
 from erasure.cli import main
-from erasure.core.config import build_experiment
+from erasure.execution.experiment import build_experiment
 from erasure.core.errors import ConfigError
 from erasure.results.writers import read_rows
 

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from real_formats import write_mnist, write_tudataset  # noqa: E402
 from test_real_sources import _adult_like, _text_parquet  # noqa: E402
 
-from erasure.core.config import build_experiment  # noqa: E402
+from erasure.execution.experiment import build_experiment  # noqa: E402
 from erasure.execution.runner import Runner  # noqa: E402
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from erasure.core.config import load_experiment
+from erasure.execution.experiment import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "configs" / "examples").glob("*.jsonc"))

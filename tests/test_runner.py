@@ -174,7 +174,7 @@ def test_results_of_another_config_are_not_mixed(tmp_path):
 def test_resolved_config_rebuilds_the_same_experiment(tmp_path):
     report = make_runner(tiny_config(tmp_path)).run()
     resolved = json.loads((report.results_path.parent / "config.resolved.json").read_text())
-    from erasure.core.config import build_experiment
+    from erasure.execution.experiment import build_experiment
 
     rebuilt = build_experiment(resolved)
     assert rebuilt.resolved_config() == resolved

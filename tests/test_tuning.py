@@ -12,7 +12,7 @@ import pytest
 
 from conftest import tiny_config
 from erasure.cli import main
-from erasure.core.config import build_experiment
+from erasure.execution.experiment import build_experiment
 from erasure.core.errors import ConfigError
 from erasure.core.params import Choice, check_search_space
 from erasure.core.registry import load_builtins, registry

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from erasure.core.cache import ModelCache
-from erasure.core.config import SCHEMA_PATH, Experiment, build_experiment
+from erasure.core.config import SCHEMA_PATH
+from erasure.execution.experiment import Experiment, build_experiment
 from erasure.core.errors import ConfigError
 from erasure.core.seeding import resolve_device
 from erasure.execution.executors import Executor, LocalExecutor, SerialExecutor, WorkerSetup

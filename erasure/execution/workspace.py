@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from erasure import __version__
 from erasure.core.cache import ModelCache, content_key
-from erasure.core.config import Experiment, UnlearnerEntry
+from erasure.execution.experiment import Experiment, UnlearnerEntry
 from erasure.core.errors import ConfigError
 from erasure.core.factory import allowed_imports, build
 from erasure.core.seeding import derive_seed, seed_everything

@@ -282,7 +282,6 @@ def comparison_html(runs: Sequence[RunSummary]) -> str:
     parts = []
     for metric in T.comparison_metrics(runs):
         labels = list(dict.fromkeys(u for run in runs for u in run.unlearners))
-        head = "".join(f"<th>{esc(run.title)}</th>" for run in runs)
         body = []
         for label in labels:
             cells = []

@@ -63,7 +63,7 @@ def tiny_config(directory: str | Path, task: str = SINGLE_LABEL, **changes: Any)
 def world(forget: dict | None = None, imports: tuple[str, ...] = (), task: str = SINGLE_LABEL) -> tuple:
     """(workspace, seed state) of the tiny config of ``task`` with ``forget``, its reference models
     trained; one per process."""
-    from erasure.core.config import build_experiment
+    from erasure.execution.experiment import build_experiment
     from erasure.execution.runner import Runner
 
     forget = forget or DEFAULT_FORGET

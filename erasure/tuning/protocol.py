@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from erasure.core.config import Experiment, UnlearnerEntry
+from erasure.execution.experiment import Experiment, UnlearnerEntry
 from erasure.core.factory import allowed_imports, build
 from erasure.core.params import IntRange
 from erasure.execution.jobs import JobResult, Plan, ReferenceTask, UnlearnTask

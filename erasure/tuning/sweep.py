@@ -16,7 +16,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from erasure.core.config import Experiment, apply_override, build_experiment
+from erasure.core.config import apply_override
+from erasure.execution.experiment import Experiment, build_experiment
 from erasure.core.errors import ConfigError, join_path
 from erasure.results.files import atomic_write_text
 from erasure.results.summary import GOLD_GAP, SUMMARY_COLUMNS
