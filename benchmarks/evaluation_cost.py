@@ -1,6 +1,6 @@
 """Each evaluator's time relative to the unlearning it judges, on the digits proof of concept.
 
-    OMP_NUM_THREADS=1 python benchmarks/evaluation_cost.py [--config configs/proof_of_concept.jsonc]
+    python benchmarks/evaluation_cost.py [--config configs/proof_of_concept.jsonc]
         [--unlearner "NegGrad lr=2e-3"] [--num-models 16] [--repeats 3]
 
 Trains the original and gold once (in a fresh temporary model cache), unlearns with the chosen
@@ -38,6 +38,7 @@ SPECS = {"UMIA attack=mlp": {"class": "UMIA", "parameters": {"attack": "mlp"}},
 
 
 def main(argv: list[str] | None = None) -> int:
+    torch.set_num_threads(1)  # as every job runs (execution.cpus_per_job's default)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="configs/proof_of_concept.jsonc")
     p.add_argument("--unlearner", default="NegGrad lr=2e-3", help="label of the unlearner to judge")

@@ -1,8 +1,8 @@
 """The Flops evaluator's count (torch's FlopCounterMode) beside ERASURE's (the FLOPs torch.profiler
 attaches to its events), for one unlearn call on the digits proof of concept.
 
-    OMP_NUM_THREADS=1 python benchmarks/flops_vs_profiler.py
-    OMP_NUM_THREADS=1 python benchmarks/flops_vs_profiler.py \\
+    python benchmarks/flops_vs_profiler.py
+    python benchmarks/flops_vs_profiler.py \\
         --set 'model={"class":"CNN","parameters":{"channels":[8,16],"hidden":32}}' --set training.epochs=2
 """
 from __future__ import annotations
@@ -34,6 +34,7 @@ def profiler_flops(fn) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    torch.set_num_threads(1)  # as every job runs (execution.cpus_per_job's default)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default="configs/proof_of_concept.jsonc")
     p.add_argument("--set", action="append", default=[], help="config override, as in main.py")

@@ -36,3 +36,15 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory):
     state = workspace.prepare_seeds()[0]
     workspace.train_references(state)
     return workspace, state
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread():
+    """Tests that call components directly run them as every job runs: with one torch thread
+    (execution.cpus_per_job's default), which tiny models train fastest with, also on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import ROOT, make_runner, tiny_config
+from conftest import ROOT, tiny_config
 from erasure.core.cache import ModelCache
 from erasure.execution.experiment import build_experiment, load_experiment
 from erasure.core.timing import Timing

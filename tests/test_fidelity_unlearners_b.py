@@ -37,12 +37,6 @@ load_builtins()
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def context(parts, model_fn, seed: int = 1, batch_size: int = 32, log: list | None = None) -> UnlearningContext:

@@ -44,7 +44,7 @@ def cross_fitted_ulira(unlearned: np.ndarray, retrained: np.ndarray) -> tuple[fl
 
 
 class ULiRA(Evaluator):
-    """``ulira_accuracy`` (ideal 0.5) and ``ulira_auc`` (ideal 0.5) of the U-LiRA test.
+    """``ulira_accuracy`` and ``ulira_auc`` of the U-LiRA test (target: gold's, about 0.5).
 
     For each forget example, Gaussians are fitted to φ = log p_y − log(1−p_y) of shadow
     unlearned models and shadow retrained models; held-out target models of both kinds are

@@ -40,7 +40,7 @@ def loss_attack_accuracy(member_losses: np.ndarray, nonmember_losses: np.ndarray
 
 
 class UMIA(Evaluator):
-    """``umia_accuracy``: loss attack on D_f (members) versus D_t (non-members); ideal 0.5.
+    """``umia_accuracy``: loss attack on D_f (members) versus D_t (non-members); target: gold's value.
     ``attack``: "logistic" (the kit's) or "mlp" (a small neural network). On multi-label data the
     loss is the binary cross-entropy averaged over the labels (:meth:`Outcome.losses`)."""
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any, Callable, Iterator
 
-from erasure.execution.jobs import JobResult, Plan, ReferenceTask, Task, UnlearnTask
+from erasure.execution.jobs import JobResult, Plan, ReferenceTask, Task
 
 log = logging.getLogger("erasure")
 OnResult = Callable[[JobResult], None]

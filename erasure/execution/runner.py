@@ -18,7 +18,6 @@ import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np

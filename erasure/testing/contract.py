@@ -111,6 +111,16 @@ def _build_checked(name: str, kind: str, parameters: dict) -> Any:
     return component
 
 
+def _setup(name: str, cls: type, kind: str, modules: tuple[str, ...], parameters: dict | None, forget: dict | None,
+           task: str | None) -> tuple[Any, Any, Any]:
+    """The component built and round-tripped (its ``contract_config`` filling what is not given)
+    and the tiny world it runs in."""
+    contract = getattr(cls, "contract_config", {})
+    component = _build_checked(name, kind, contract.get("parameters", {}) if parameters is None else parameters)
+    workspace, state = world(forget or contract.get("forget"), modules, task or cls.tasks[0])
+    return component, workspace, state
+
+
 def check_unlearner(component: str | type, parameters: dict | None = None, forget: dict | None = None,
                     task: str | None = None) -> None:
     """Assert the unlearner contract for a registered name or a class (raises ``AssertionError``).
@@ -120,11 +130,8 @@ def check_unlearner(component: str | type, parameters: dict | None = None, forge
     ``task`` ("single-label" or "multi-label") to the first of the class's ``tasks``.
     """
     name, cls, modules = _resolve(component, "unlearner")
-    contract = getattr(cls, "contract_config", {})
-    parameters = contract.get("parameters", {}) if parameters is None else parameters
     with allowed_imports(modules):
-        unlearner = _build_checked(name, "unlearner", parameters)
-        workspace, state = world(forget or contract.get("forget"), modules, task or cls.tasks[0])
+        unlearner, workspace, state = _setup(name, cls, "unlearner", modules, parameters, forget, task)
         params_before = copy.deepcopy(unlearner.get_params())
         original, gold = _snapshot(state.original), _snapshot(state.gold)
 
@@ -152,11 +159,8 @@ def check_evaluator(component: str | type, parameters: dict | None = None, forge
     ``tasks``); metrics it ``requires`` are filled from the other registered evaluators that run there.
     """
     name, cls, modules = _resolve(component, "evaluator")
-    contract = getattr(cls, "contract_config", {})
-    parameters = contract.get("parameters", {}) if parameters is None else parameters
     with allowed_imports(modules):
-        evaluator = _build_checked(name, "evaluator", parameters)
-        workspace, state = world(forget or contract.get("forget"), modules, task or cls.tasks[0])
+        evaluator, workspace, state = _setup(name, cls, "evaluator", modules, parameters, forget, task)
         params_before = copy.deepcopy(evaluator.get_params())
         unlearner = build({"class": "NegGrad", "parameters": {"epochs": 1, "lr": 0.01}}, "unlearner", "u")
         ctx = workspace.make_context(state, "NegGrad")
