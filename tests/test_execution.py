@@ -248,3 +248,38 @@ def test_cache_entries_with_damaged_metadata_are_rebuilt(tmp_path, damage):
     _, _, hit = cache.get_or_train("k", _tiny_model(), train)
     assert not hit and weights.is_file()
     assert cache.get_or_train("k", _tiny_model(), train)[2], "rebuilt entries load again"
+
+
+def test_no_component_can_change_what_other_jobs_get(tmp_path):
+    """The recipe is each job's own copy; the gold and original models are shared, so a job that
+    writes into them is an error row, and the seed's state is rebuilt for the jobs after it."""
+    clean = tiny_config(tmp_path / "clean", unlearners=[{"class": "NegGrad", "parameters": {"epochs": 1}}],
+                        imports=[PLUGIN], evaluators=[{"class": "Accuracy"}, {"class": f"{PLUGIN}.RecipeSeen"}])
+    expected = values(read_rows(run(clean).results_path))
+    recipe = tiny_config(tmp_path / "recipe", imports=[PLUGIN], evaluators=clean["evaluators"], unlearners=[
+        {"class": f"{PLUGIN}.ChangesTheRecipe", "label": "A"}, {"class": "NegGrad", "parameters": {"epochs": 1}}])
+    rows = read_rows(run(recipe).results_path)
+    assert {k: v for k, v in values(rows).items() if k[1] == "NegGrad"} == expected
+    assert {r["metric"]: float(r["value"]) for r in rows if r["unlearner"] == "A" and r["metric"].startswith("recipe")} \
+        == {"recipe_epochs": 999.0, "recipe_lr": 123.0}, "the job changed its own copy"
+    for name, unlearners, evaluators, what in (
+        ("gold", [{"class": f"{PLUGIN}.ChangesGold", "label": "A"}], [{"class": "Accuracy"}], "gold"),
+        ("original", [{"class": "Identity", "label": "A"}], [{"class": f"{PLUGIN}.ChangesTheOriginal"}], "original"),
+    ):
+        config = tiny_config(tmp_path / name, imports=[PLUGIN], evaluators=[*evaluators, *clean["evaluators"]],
+                             unlearners=[*unlearners, {"class": "NegGrad", "parameters": {"epochs": 1}}])
+        rows = read_rows(run(config).results_path)
+        bad = [r for r in rows if r["unlearner"] == "A" and r["status"] == "error"]
+        assert [r["metric"] for r in bad] == ["shared_state"] and what in bad[0]["error"]
+        assert {k: v for k, v in values(rows).items() if k[1] == "NegGrad" and k[2] != "x"} == expected
+
+
+def test_a_component_that_changes_its_parameters_keeps_its_job_identity(tmp_path):
+    config = tiny_config(tmp_path, imports=[PLUGIN], unlearners=[{"class": f"{PLUGIN}.ChangesItsParameters"}],
+                         seeds=[0, 1])
+    first = run(config)
+    rows = read_rows(first.results_path)
+    assert {r["parameters"] for r in rows} == {'{"steps": 1}'}, "rows carry the identity the plan computed"
+    again = run(config)
+    assert again.skipped == 2 and again.rows_written == 0, "a rerun finds both jobs finished"
+    assert all(r["n"] == 2 for r in again.summary if r["metric"] == "accuracy_forget")

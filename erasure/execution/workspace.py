@@ -174,8 +174,8 @@ class Workspace:
             model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph,
         )
 
-        def train(model: nn.Module) -> Timing:
-            with torch.random.fork_rng(devices=[]):
+        def train(model: nn.Module) -> Timing:  # also when first asked for inside a component's no_grad block
+            with torch.random.fork_rng(devices=[]), torch.enable_grad():
                 generator = seed_everything(derive_seed(seed, "train"))
                 with measure(self.device) as timing:
                     train_model(model, parts, index, recipe, generator)

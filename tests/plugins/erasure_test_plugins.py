@@ -163,3 +163,62 @@ class WeightNorm(Evaluator, register=False):
 
     def evaluate(self, outcome: Outcome) -> dict[str, float]:
         return {"weight_norm": float(sum(p.detach().pow(2).sum() for p in outcome.model.parameters()))}
+
+
+class ChangesTheRecipe(Unlearner, register=False):
+    """Edits the training recipe it was handed (its own copy)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        ctx.recipe.epochs = 999
+        ctx.recipe.optimizer["parameters"]["lr"] = 123.0
+        return model
+
+
+class ChangesGold(Unlearner, register=False):
+    """Writes into the gold model (shared by the seed's jobs)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        with torch.no_grad():
+            next(ctx.gold_provider()[0].parameters()).add_(1.0)
+        return model
+
+
+class ChangesItsParameters(Unlearner, register=False):
+    """Changes its own parameter while unlearning (a buggy component)."""
+
+    def __init__(self, steps: int = 1):
+        self.steps = steps
+
+    def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
+        self.steps += 1
+        return model
+
+
+class ChangesTheOriginal(Evaluator, register=False):
+    """Writes into the original model it was handed, when judging the unlearner labelled ``label``."""
+
+    def __init__(self, label: str = "A") -> None:
+        self.label = label
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        if outcome.unlearner == self.label:
+            with torch.no_grad():
+                next(outcome.original.parameters()).mul_(0.0)
+        return {"x": 1.0}
+
+
+class RecipeSeen(Evaluator, register=False):
+    """The epochs and learning rate of the recipe a job's context holds."""
+
+    def __init__(self) -> None:
+        pass
+
+    def evaluate(self, outcome: Outcome) -> dict[str, float]:
+        recipe = outcome.context.recipe
+        return {"recipe_epochs": float(recipe.epochs), "recipe_lr": float(recipe.optimizer["parameters"]["lr"])}
