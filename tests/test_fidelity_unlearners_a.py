@@ -1,4 +1,4 @@
-"""Reference fidelity of SSD / LF-SSD, JiT, SCRUB, SalUn and UNSIR (see docs/fidelity.md).
+"""Reference fidelity of SSD / LF-SSD, JiT, SCRUB, SalUn, UNSIR and Bad Teaching (see docs/fidelity.md).
 
 Each core is checked against an independent re-implementation of the authors' code, written
 here in the reference's own shape (its loaders, loops and update rules) on a toy model of the
@@ -534,3 +534,46 @@ def test_unsir_choi_na_parameters_are_honoured(param, value):
     assert {"epochs", "lr", "batch_size", "noise_steps", "noise_lr", "noise_range", "repair_epochs", "repair_lr",
             "optimizer"} == set(lookup("unlearner", "UNSIRChoiNa").param_names()) - set(TRAINING_OPTIONS)
     assert not torch.equal(flat(unlearn("UNSIRChoiNa")), flat(unlearn("UNSIRChoiNa", **{param: value})))
+
+
+# =================================================================== Bad Teaching
+def reference_bad_teaching(model: nn.Module, incompetent: nn.Module, parts: Partitions, generator: torch.Generator,
+                           epochs: int, lr: float, temperature: float, retain_fraction: float, batch_size: int) -> nn.Module:
+    """vikram2000b/bad-teaching-unlearning, unlearn.py (``UnlearnerLoss``, ``unlearning_step``,
+    ``blindspot_unlearner``) with the notebook's random retain subset: one shuffled loader over
+    D_f (label 1) and the subset (label 0), Adam, ``F.kl_div`` with its default element-wise mean."""
+    competent = copy.deepcopy(model).eval()
+    incompetent.eval()
+    retain = parts["retain"]
+    subset = retain[torch.randperm(len(retain), generator=generator)[: int(round(retain_fraction * len(retain)))]]
+    index = torch.cat([parts["forget"], subset])
+    flags = torch.cat([torch.ones(parts.size("forget")), torch.zeros(len(subset))])
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(index), generator=generator)
+        for start in range(0, len(index), batch_size):
+            rows = order[start : start + batch_size]
+            x, labels = parts.dataset.inputs[index[rows]], flags[rows].unsqueeze(1)
+            with torch.no_grad():
+                full_teacher, unlearn_teacher = competent(x), incompetent(x)
+            output = model(x)
+            optimizer.zero_grad()
+            teacher = labels * F.softmax(unlearn_teacher / temperature, dim=1) + (1 - labels) * F.softmax(full_teacher / temperature, dim=1)
+            loss = F.kl_div(F.log_softmax(output / temperature, dim=1), teacher, reduction="mean")  # the code's default
+            loss.backward()
+            optimizer.step()
+    return model
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_bad_teaching_equals_the_reference_code(temperature):
+    # originals first: building one draws from (and training the cached one reseeds) torch's global generator
+    original, reference_original = trained(), trained()
+    torch.manual_seed(7)  # the incompetent teacher is a fresh model of the architecture (ctx.new_model)
+    got = unlearn("BadTeaching", original, epochs=2, lr=1e-3, temperature=temperature, batch_size=64)
+    torch.manual_seed(7)
+    expected = reference_bad_teaching(reference_original, toy(), digits(), torch.Generator().manual_seed(1), epochs=2, lr=1e-3,
+                                      temperature=temperature, retain_fraction=0.3, batch_size=64)
+    assert_same_weights(got, expected)
+    assert not torch.equal(flat(got), flat(trained()))
