@@ -62,3 +62,19 @@ def test_the_evaluator_contract_catches_faults():
     with pytest.raises(AssertionError, match="the original model"):
         check_evaluator(TouchesTheOriginal)
     _WORLDS.clear()  # that world's original was changed on purpose
+
+
+@pytest.mark.parametrize("kind,doc", [("unlearner", "README.md"), ("evaluator", "README.md"),
+                                      ("unlearner", "docs/fidelity.md"), ("evaluator", "docs/fidelity.md")])
+def test_every_built_in_has_a_row_in_the_docs(kind, doc):
+    """The README's tables list every built-in; docs/fidelity.md says what each is faithful to."""
+    import re
+    from pathlib import Path
+
+    from erasure.core.registry import load_builtins, registry
+
+    load_builtins()
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    rows = set(re.findall(r"^\| `?([A-Za-z][A-Za-z0-9]*)`?", text, re.M))
+    built_in = {name for name, cls in registry(kind).items() if cls.__module__.startswith("erasure.")}
+    assert not built_in - rows, f"{doc} has no row for {sorted(built_in - rows)}"
