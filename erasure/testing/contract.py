@@ -46,6 +46,7 @@ TINY_MULTI_LABEL_SOURCE = {"class": "SklearnMultiLabel", "parameters": {
     "n_samples": 240, "n_features": 8, "num_labels": 4, "attribute": "group", "seed": 0}}
 DEFAULT_FORGET = {"class": "ClassForget", "parameters": {"classes": [0]}}
 _WORLDS: dict[str, tuple] = {}
+_WORLD_DIRS: list[tempfile.TemporaryDirectory] = []  # removed when the process exits
 
 
 def tiny_config(directory: str | Path, task: str = SINGLE_LABEL, **changes: Any) -> dict[str, Any]:
@@ -69,7 +70,8 @@ def world(forget: dict | None = None, imports: tuple[str, ...] = (), task: str =
     forget = forget or DEFAULT_FORGET
     key = json.dumps([forget, imports, task], sort_keys=True)
     if key not in _WORLDS:
-        config = tiny_config(tempfile.mkdtemp(prefix="erasure-contract-"), task, imports=list(imports))
+        _WORLD_DIRS.append(tempfile.TemporaryDirectory(prefix="erasure-contract-"))
+        config = tiny_config(_WORLD_DIRS[-1].name, task, imports=list(imports))
         config["data"]["forget"] = copy.deepcopy(forget)
         workspace = Runner(build_experiment(config), use_cache=False, progress=False, out=lambda *_: None).workspace
         state = workspace.prepare_seeds()[0]
