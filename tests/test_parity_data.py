@@ -24,6 +24,7 @@ from erasure.data.partitions import Split, make_partitions  # noqa: E402
 from erasure.data.sources.huggingface import HuggingFaceSource  # noqa: E402
 from erasure.data.sources.image_folder import ImageFolderSource  # noqa: E402
 from erasure.data.sources.pyg import PyGSource  # noqa: E402
+from erasure.data.sources.tensor_file import TensorFileSource  # noqa: E402
 from erasure.data.sources.torchvision import TorchVisionSource  # noqa: E402
 from erasure.models.base import parametrized_layers  # noqa: E402
 
@@ -193,6 +194,96 @@ def test_image_folder_errors_name_the_parameter(tmp_path):
     (tmp_path / "img" / "4.png").unlink()
     with pytest.raises(RuntimeError, match="1 images listed .* e.g. .*4.png"):
         ImageFolderSource(str(tmp_path), labels, num_workers=0).load()
+
+
+# ------------------------------------------------------------------ tensor files
+def _tensor_arrays(n: int = 60) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(n) % 3
+    return {"features": torch.randn(n, 4, generator=g) + y[:, None].float(), "label": y, "site": torch.arange(n) // 20,
+            "is_test": torch.arange(n) >= n - 12, "tags": (torch.rand(n, 2, generator=g) > 0.5).float()}
+
+
+def _save(arrays: dict[str, torch.Tensor], path: Path) -> str:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in arrays.items()}, str(path))
+    elif path.suffix == ".npz":
+        np.savez(path, **{k: v.numpy() for k, v in arrays.items()})
+    else:
+        torch.save(arrays, path)
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors", ".npz"])
+def test_tensor_file_loads_inputs_labels_attributes_and_split(tmp_path, suffix):
+    arrays = _tensor_arrays()
+    ds = source({"path": _save(arrays, tmp_path / f"lab{suffix}"), "inputs": "features", "targets": "label",
+                 "attributes": ["site"], "test": "is_test"}, "TensorFileSource").load()
+    assert torch.equal(ds.inputs, arrays["features"]) and torch.equal(ds.targets, arrays["label"])
+    assert ds.num_classes == 3 and ds.task == "single-label" and ds.name == "lab"
+    assert ds.splits["test"].tolist() == list(range(48, 60)) and ds.splits["train"].tolist() == list(range(48))
+    parts = make_partitions(ds, Split(), GroupForget("site", [1]), seed=0)
+    assert parts["forget"].tolist() == list(range(20, 40))
+    multi = source({"path": _save(arrays, tmp_path / f"multi{suffix}"), "inputs": "features", "targets": "tags"},
+                   "TensorFileSource").load()
+    assert multi.task == "multi-label" and multi.num_classes == 2 and not multi.splits
+
+
+class _Payload:
+    def __reduce__(self):
+        return (Path.touch, (Path(_Payload.target),))
+
+
+def test_tensor_file_never_unpickles(tmp_path):
+    _Payload.target = str(tmp_path / "pwned")
+    torch.save({"x": torch.zeros(3, 2), "y": torch.zeros(3, dtype=torch.long), "z": _Payload()}, tmp_path / "bad.pt")
+    with pytest.raises(RuntimeError, match="cannot read .*bad.pt"):
+        TensorFileSource(str(tmp_path / "bad.pt")).load()
+    np.savez(tmp_path / "bad.npz", x=np.zeros((3, 2)), y=np.array([_Payload()], dtype=object))
+    with pytest.raises(RuntimeError, match="cannot read .*bad.npz"):
+        TensorFileSource(str(tmp_path / "bad.npz")).load()
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_tensor_file_errors_name_the_parameter(tmp_path):
+    path = _save(_tensor_arrays(), tmp_path / "lab.pt")
+    with pytest.raises(ConfigError, match="not one of .pt") as error:
+        source({"path": str(tmp_path / "lab.pkl")}, "TensorFileSource")
+    assert error.value.path == "data.source.parameters.path"
+    with pytest.raises(ConfigError, match=r"no array 'x' \(arrays: features, is_test, label, site, tags\)") as error:
+        TensorFileSource(path).load()
+    assert error.value.path == "inputs"
+    with pytest.raises(ConfigError, match="must hold only 0 and 1"):
+        TensorFileSource(path, inputs="features", targets="features").load()
+    with pytest.raises(ConfigError, match="label 2 but num_classes is 2") as error:
+        TensorFileSource(path, inputs="features", targets="label", num_classes=2).load()
+    assert error.value.path == "num_classes"
+    with pytest.raises(ConfigError, match="named for two roles"):
+        source({"path": path, "inputs": "features", "targets": "label", "attributes": ["label"]}, "TensorFileSource")
+    odd = _save({"x": torch.zeros(4, 2), "y": torch.tensor([0, 1, 1, 0]), "fractional": torch.tensor([0.0, 1.5, 1.0, 0.0]),
+                 "none": torch.zeros(4), "short": torch.zeros(3, dtype=torch.long)}, tmp_path / "odd.pt")
+    with pytest.raises(ConfigError, match=r"class indices \(N,\) or a 0/1 matrix \(N, L\), got float32 \(4,\)") as error:
+        TensorFileSource(odd, targets="fractional").load()
+    assert error.value.path == "targets"
+    with pytest.raises(ConfigError, match="'none' must mark some but not all of the 4 samples") as error:
+        TensorFileSource(odd, test="none").load()
+    assert error.value.path == "test"
+    with pytest.raises(ConfigError, match="'short' has 3 values for 4 samples"):
+        TensorFileSource(odd, test="short").load()
+    with pytest.raises(ConfigError, match="4 inputs but 3 targets"):
+        TensorFileSource(odd, targets="short").load()
+    assert TensorFileSource(odd, test="y").load().splits["test"].tolist() == [1, 2]
+
+
+def test_tensor_file_end_to_end(tmp_path):
+    path = _save(_tensor_arrays(120), tmp_path / "lab.safetensors")
+    spec = {"class": "TensorFileSource", "parameters": {"path": path, "inputs": "features", "targets": "label", "test": "is_test"}}
+    make_runner(config(tmp_path, spec, {"class": "MLP", "parameters": {"hidden": [16]}},
+                       {"class": "ClassForget", "parameters": {"classes": [1]}}, epochs=20)).run()
+    values = results(tmp_path)
+    assert values[("GoldModel", "accuracy_forget")] < 0.2 < values[("GoldModel", "accuracy_retain")]
 
 
 # ---------------------------------------------------------------------- CelebA
