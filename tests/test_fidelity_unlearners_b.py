@@ -261,6 +261,31 @@ def test_random_labels_defaults_are_ssds_amnesiac_baseline():
     assert not torch.equal(redrawn.head.weight, ours.head.weight)
 
 
+def test_random_labels_with_redraw_and_two_passes_is_erasures_successive_random_labels():
+    """aiim-research/ERASURE ``SuccessiveRandomLabels``: each epoch a pass over D_f, each sample
+    given a random class other than its own, then a pass over D_r; Adam with torch's defaults."""
+    parts, model = digits("random")
+    ours = run("RandomLabels", model, context(parts, None), redraw=True, pass_order="forget_then_retain",
+               epochs=5, lr=1e-3)
+    theirs, g = copy.deepcopy(model), torch.Generator().manual_seed(1)
+    forget, retain = parts["forget"], parts["retain"]
+    x, y = parts.dataset.inputs, parts.dataset.targets
+    optimizer = torch.optim.Adam(theirs.parameters())
+    theirs.train()
+    for _ in range(5):
+        wrong = (y[forget] + torch.randint(1, 10, forget.shape, generator=g)) % 10
+        relabelled = dict(zip(forget.tolist(), wrong.tolist()))
+        for index, label_of in ((forget, lambda i: relabelled[i]), (retain, lambda i: int(y[i]))):
+            order = index[torch.randperm(len(index), generator=g)]
+            for start in range(0, len(order), 32):
+                chunk = order[start:start + 32]
+                optimizer.zero_grad()
+                F.cross_entropy(theirs(x[chunk]), torch.tensor([label_of(i) for i in chunk.tolist()])).backward()
+                optimizer.step()
+    assert_same_weights(ours, theirs)
+    assert all(relabelled[i] != int(y[i]) for i in forget.tolist())
+
+
 def test_finetuning_defaults_are_ssds_finetune_baseline():
     """SSD ``finetune`` → ``fit_one_cycle(5, lr=0.02)``: SGD, momentum 0.9, weight decay 5e-4, no schedule."""
     parts, model = digits()

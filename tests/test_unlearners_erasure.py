@@ -92,6 +92,7 @@ FAST = {
 VARIANTS = [
     ("RandomLabels", "epochs", 3), ("RandomLabels", "lr", 0.02), ("RandomLabels", "batch_size", 17),
     ("RandomLabels", "optimizer", {"class": "SGD"}), ("RandomLabels", "redraw", True),
+    ("RandomLabels", "pass_order", "forget_then_retain"),
     ("CFk", "k", 2), ("CFk", "epochs", 2), ("CFk", "lr", 0.001), ("CFk", "batch_size", 17), ("CFk", "optimizer", {"class": "Adam"}),
     ("EUk", "k", 2), ("EUk", "epochs", 2), ("EUk", "lr", 0.001), ("EUk", "batch_size", 17), ("EUk", "optimizer", {"class": "Adam"}),
     ("EUk", "init", "architecture"),
