@@ -223,19 +223,41 @@ def test_a_trial_over_the_time_budget_fails(tmp_path):
     assert all("over 1e-09 of gold's" in r["reason"] for r in rows)
 
 
-def test_pruning_sees_the_values_a_method_logs_each_epoch(tmp_path):
-    import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    config = tiny_config(tmp_path, unlearners=[{"class": "MIRegularized", "parameters": {"epochs": 2}}],
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory):
+    """The same pruned tuning on the serial executor and on a local pool of 2: output directories.
+    12 trials take TPE past its 10 random start-up trials, where batching could change its choices."""
+    config = tiny_config(tmp_path_factory.mktemp("pruned"), unlearners=[{"class": "MIRegularized", "parameters": {"epochs": 3}}],
                          evaluators=[{"class": "Accuracy"}],
-                         tuning={"trials": 2, "seeds": [100], "objective": "accuracy_forget:min", "prune": True,
-                                 "max_epochs": 2})
-    run(config)
-    storage = JournalStorage(JournalFileBackend(str(Path(config["output"]["dir"]) / "tuning" / "study.journal")))
-    study = optuna.load_study(study_name="MIRegularized", storage=storage)
+                         tuning={"trials": 12, "seeds": [100, 101], "objective": "accuracy_forget:min", "prune": True,
+                                 "max_epochs": 3})
+    outputs = {}
+    for executor in ("serial", "local"):
+        config["output"]["dir"] = str(tmp_path_factory.mktemp(executor) / "out")
+        config["execution"] = {"executor": executor, **({"workers": 2} if executor == "local" else {})}
+        assert run(config).exit_code == 0
+        outputs[executor] = Path(config["output"]["dir"])
+    return outputs
+
+
+def test_pruning_sees_the_values_a_method_logs_each_epoch_and_stops_trials(pruned):
+    import optuna
+
+    from erasure.tuning.pruning import journal_storage
+
+    study = optuna.load_study(study_name="MIRegularized", storage=journal_storage(pruned["local"] / "tuning" / "study.journal"))
     assert all(t.intermediate_values for t in study.trials), "each epoch's forget accuracy reached the pruner"
+    steps = set().union(*(t.intermediate_values for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE))
+    assert steps == set(range(8)), "epochs 0-3 of both tuning seeds, each its own step"
+    states = [r["state"] for r in trials(pruned["local"])]
+    assert "PRUNED" in states and states.count("COMPLETE") >= 5
+
+
+def test_tuning_chooses_the_same_whatever_the_executor(pruned):
+    serial, local = ([{k: r[k] for k in ("method", "trial", "state", "value", "parameters")} for r in trials(pruned[e])]
+                     for e in ("serial", "local"))
+    assert serial == local
+    assert (pruned["serial"] / "tuning" / "best.json").read_text() == (pruned["local"] / "tuning" / "best.json").read_text()
 
 
 def test_tuning_runs_on_the_local_pool(tmp_path):

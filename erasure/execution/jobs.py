@@ -31,13 +31,16 @@ class UnlearnTask:
     computed once, when the plan is made, and identifies the job in the results.
     ``unlearning_seed``: one of the config's ``unlearning_seeds`` (None without them). ``spec``:
     the unlearner as a JSON spec, for jobs whose unlearner is not one of the config's entries
-    (tuning trials); ``label`` then only seeds the job, as the entry it tunes would be."""
+    (tuning trials); ``label`` then only seeds the job, as the entry it tunes would be. ``trial``:
+    for a tuning trial that may be pruned, where the job reports its per-epoch objective
+    (:func:`erasure.tuning.pruning.trial_link`)."""
 
     seed: int
     label: str
     parameters: str
     unlearning_seed: int | None = None
     spec: str | None = None
+    trial: str | None = None
 
     @property
     def key(self) -> tuple[str, ...]:

@@ -162,9 +162,7 @@ class Runner:
         try:
             with torch_threads(self.execution.cpus_per_job), user_interrupts_marked():
                 executor = self.make_executor(shared_cache, workspace)
-                serial = isinstance(executor, SerialExecutor)
-                parallel = 1 if serial else self.execution.pool_size()
-                tuned = Tuner(view, exp.output_dir, executor.run, parallel, workspace if serial else None, self.out).run()
+                tuned = Tuner(view, exp.output_dir, executor.run, self.out).run()
         finally:
             if executor is not None:
                 executor.close()

@@ -460,6 +460,15 @@ class Workspace:
         with allowed_imports(self.exp.imports):
             return UnlearnerEntry(task.label, build(spec, "unlearner", "trial"), spec)
 
+    def _pruning_hook(self, task: UnlearnTask) -> Callable[[int, dict[str, float]], None] | None:
+        """For a tuning trial that may be pruned: the hook that reports each epoch to its trial."""
+        if task.trial is None:
+            return None
+        from erasure.results.targets import targets_of
+        from erasure.tuning.pruning import pruning_hook
+
+        return pruning_hook(task.trial, self.exp.tuning.objective, targets_of(self.exp.evaluators))
+
     def execute(self, task: Task) -> JobResult:
         """Run one task and return its rows (unlearning jobs) or its log lines (reference models)."""
         self.events = []
@@ -485,7 +494,7 @@ class Workspace:
         else:
             try:
                 rows = self.run_job(self.state(task.seed), self.entry_of(task), task.parameters, artifacts,
-                                    task.unlearning_seed)
+                                    task.unlearning_seed, self._pruning_hook(task))
             except (RunError, ConfigError) as exc:  # data or the original that cannot be built: the run stops
                 fatal = str(exc)
         return JobResult(task, rows, list(self.events), artifacts, time.perf_counter() - start, fatal)

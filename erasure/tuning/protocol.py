@@ -33,6 +33,7 @@ from erasure.execution.workspace import RunError, params_json
 from erasure.results.files import atomic_write_text
 from erasure.results.targets import targets_of
 from erasure.tuning.objectives import final_metrics, trial_value
+from erasure.tuning.pruning import journal_storage, make_pruner, trial_link
 
 log = logging.getLogger("erasure")
 TRIAL_COLUMNS = ["method", "trial", "state", "value", "parameters", "seed_values", "reason"]
@@ -103,18 +104,18 @@ class Tuner:
     """Runs the protocol for one experiment: ``Tuner(...).run()`` → ``{label: Tuned}``.
 
     ``execute(plan, on_result)`` runs tasks on the run's executor (in the tuning view of the
-    data: see :meth:`erasure.execution.runner.Runner.tuning_executor`); ``workspace`` is an
-    in-process workspace of that view, used for pruning with the serial executor.
+    data: see :meth:`erasure.execution.runner.Runner.tune`). Trials are asked in batches of
+    ``tuning.parallel`` per method, whatever the executor, so the executor and its workers change
+    how fast trials run, never which ones.
     """
 
     def __init__(self, experiment: Experiment, output_dir: Path, execute: Callable[[Plan, Callable], None],
-                 parallel: int, workspace: Any = None, out: Callable[[str], None] = print):
+                 out: Callable[[str], None] = print):
         self.exp = experiment
         self.settings = experiment.tuning
         self.folder = Path(output_dir) / "tuning"
         self.execute = execute
-        self.parallel = self.settings.parallel or parallel
-        self.workspace = workspace
+        self.parallel = self.settings.parallel
         self.out = out
         self.targets = targets_of(experiment.evaluators)
 
@@ -147,15 +148,11 @@ class Tuner:
     # ------------------------------------------------------------------ study
     def _study(self, entry: UnlearnerEntry) -> Any:
         import optuna
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
         self.folder.mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(self.folder / "study.journal")))
+        storage = journal_storage(self.folder / "study.journal")
         sampler = (optuna.samplers.TPESampler(seed=self.settings.sampler_seed, constant_liar=True)
                    if self.settings.sampler == "tpe" else optuna.samplers.RandomSampler(seed=self.settings.sampler_seed))
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if self.settings.prune \
-            else optuna.pruners.NopPruner()
+        pruner = make_pruner(self.settings.prune, len(self.settings.seeds))
         study = optuna.create_study(study_name=entry.label, storage=storage, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=True)
         running = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
@@ -212,26 +209,20 @@ class Tuner:
         for t in batch:
             spec = json.dumps({"class": studies[t.method][0].spec["class"], "parameters": t.parameters}, sort_keys=True,
                               default=str)
-            for seed in self.settings.seeds:
+            for index, seed in enumerate(self.settings.seeds):
                 key = (seed, t.method, spec)
-                if key not in waiting:
+                if key not in waiting:  # a pruned job reports to the first trial that asked for it
+                    link = trial_link(self.folder / "study.journal", t.method, t.trial._trial_id, index,
+                                      len(self.settings.seeds), gold.get(seed, {})) if self.settings.prune else None
                     jobs[seed].append(UnlearnTask(seed, t.method, json.dumps(t.parameters, sort_keys=True, default=str),
-                                                  spec=spec))
+                                                  spec=spec, trial=link))
                 waiting.setdefault(key, []).append(t)
 
         def collect(result: JobResult) -> None:
             for t in waiting[(result.task.seed, result.task.label, result.task.spec)]:
                 t.rows[result.task.seed] = result.rows
 
-        if self.settings.prune and self.workspace is not None:  # in process: each epoch reaches the pruner
-            for seed, tasks in jobs.items():
-                for task in tasks:
-                    trials = waiting[(seed, task.label, task.spec)]
-                    rows = self._run_pruned(task, trials[0], gold.get(seed, {}))
-                    for t in trials:
-                        t.rows[seed] = rows
-        else:
-            self._run(jobs, collect, gold=self.settings.objective == "gold_gap")
+        self._run(jobs, collect, gold=self.settings.objective == "gold_gap")
         for t in batch:
             study = studies[t.method][1]
             values, reasons = {}, []
@@ -263,23 +254,6 @@ class Tuner:
                 study.tell(t.trial, state=optuna.trial.TrialState.FAIL)
             else:
                 study.tell(t.trial, sum(values.values()) / len(values))
-
-    def _run_pruned(self, task: UnlearnTask, t: _Trial, gold: dict[str, float]) -> list[dict[str, Any]]:
-        """One trial job in this process, reporting each epoch's objective to the pruner."""
-        import optuna
-
-        def report(step: int, metrics: dict[str, float]) -> None:
-            value, why = trial_value(self.settings.objective, {**gold, **metrics}, gold, {}, self.targets) \
-                if self.settings.objective == "gold_gap" else trial_value(self.settings.objective, metrics, gold, {},
-                                                                          self.targets)
-            if why or not math.isfinite(value):
-                return
-            t.trial.report(value, step)
-            if t.trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at step {step}")
-
-        state = self.workspace.state(task.seed)
-        return self.workspace.run_job(state, self.workspace.entry_of(task), task.parameters, log_hook=report)
 
     def _finish(self, studies: dict) -> dict[str, Tuned]:
         """Write ``tuning/trials.csv`` and ``tuning/best.json``; the best parameters per method."""

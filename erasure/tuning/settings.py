@@ -24,8 +24,9 @@ class Tuning:
     ``random``, seeded by ``sampler_seed``. ``max_epochs`` caps every epoch-like dimension of every
     space alike; ``max_time_fraction`` fails a trial whose unlearning took longer than that share of
     gold's training time; ``prune`` lets Optuna stop trials early on the per-epoch values a method
-    logs (serial executor). ``parallel``: trials of one method run at once (default: the executor's
-    workers).
+    logs. ``parallel``: trials of one method asked (and run) together; it shapes the search, so it
+    is part of the config, not taken from the executor: serial, local and Ray choose the same
+    parameters.
     """
 
     trials: PositiveInt = 20
@@ -37,7 +38,7 @@ class Tuning:
     max_epochs: PositiveInt | None = None
     max_time_fraction: PositiveFloat | None = None
     prune: bool = False
-    parallel: PositiveInt | None = None
+    parallel: PositiveInt = 2
 
     def check(self) -> None:
         if not self.seeds:
