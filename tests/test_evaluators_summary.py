@@ -117,3 +117,16 @@ def test_overwrite_also_clears_the_earlier_wandb_runs(tmp_path, monkeypatch):
     assert old_run.exists(), "a resumed run keeps the earlier runs"
     WandbWriter().open(RunInfo(tmp_path, "x", "run", "hash", {}, overwrite=True))
     assert not (tmp_path / "wandb").exists()
+
+
+def test_wandb_writes_one_offline_run_per_job_and_the_packages_once(tmp_path):
+    from conftest import make_runner, tiny_config
+
+    config = tiny_config(tmp_path, unlearners=[{"class": "Identity"}, {"class": "NegGrad", "parameters": {"epochs": 1}}],
+                         seeds=[0, 1], output={"dir": str(tmp_path / "out"),
+                                               "writers": [{"class": "CSVWriter"}, {"class": "WandbWriter"}]})
+    assert make_runner(config).run().errors == 0
+    runs = sorted((tmp_path / "out" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 4, "one run per (seed, unlearner)"
+    assert sum((r / "files" / "requirements.txt").exists() for r in runs) == 1, \
+        "the installed packages are listed in one run of the invocation"
