@@ -211,6 +211,20 @@ def test_markdown_and_latex_tables(report):
     assert r"\textbf{" in first_table
 
 
+def test_the_latex_tables_compile(report, tmp_path):
+    """summary.tex goes into a paper as it is: pdflatex builds a document around it without an error."""
+    if shutil.which("pdflatex") is None:
+        pytest.skip("no pdflatex: install TeX Live (apt-get install texlive-latex-recommended) to compile summary.tex")
+    files, _, _ = report
+    document = tmp_path / "paper.tex"
+    document.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n\\begin{document}\n"
+                        f"\\input{{{files.latex.as_posix()}}}\n\\end{{document}}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "paper.pdf").stat().st_size > 0
+
+
 def test_cli_writes_the_page_tables_and_static_figures(report, tmp_path, capsys):
     _, first, _ = report
     out = tmp_path / "one" / "page.html"
