@@ -201,6 +201,60 @@ def test_a_second_run_into_the_same_directory_is_refused(tmp_path, capsys):
     assert "Skipping 2 finished job(s)" in capsys.readouterr().out
 
 
+def children_of(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_pool_workers_exit_when_their_driver_is_killed(tmp_path):
+    """A SIGKILLed driver closes nothing its workers notice (forked workers hold each other's pipe
+    ends; a busy one reads none): they watch their parent and exit instead of running on orphaned."""
+    started = tmp_path / "started"
+    config = tiny_config(tmp_path, imports=["erasure_test_plugins"], unlearners=[
+        {"class": "erasure_test_plugins.WaitForFile", "parameters": {"started": str(started), "release": str(tmp_path / "never"),
+                                                                     "timeout": 600}},
+        {"class": "Identity"}])
+    config["execution"] = {"executor": "local", "workers": 2}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    driver = subprocess.Popen([sys.executable, str(ROOT / "main.py"), str(path), "--no-progress"], env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists():  # one worker busy in a job, the other idle
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        workers = children_of(driver.pid)
+        assert len(workers) >= 2
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while any(map(running, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [w for w in workers if running(w)]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, f"{len(alive)} worker(s) still running after their driver was killed"
+
+
 # ------------------------------------------------------------------ killed at random points
 def committed_jobs(results: Path) -> int:
     journal = read_journal(results)

@@ -18,6 +18,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -91,8 +93,23 @@ class SerialExecutor(Executor):
 
 
 # ------------------------------------------------------------------ local pool
-def _worker_main(conn: Any, setup: WorkerSetup) -> None:
-    """A pool worker: build the workspace once, then run tasks until told to stop."""
+def _exit_with(parent: int) -> None:
+    """Exit this process as soon as ``parent`` is no longer its parent (the driver was killed).
+
+    A killed driver closes no pipe its workers would notice: forked workers hold copies of each
+    other's pipe ends, and a busy worker reads none. Without this, they would run on, orphaned."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="erasure-driver-watch", daemon=True).start()
+
+
+def _worker_main(conn: Any, setup: WorkerSetup, driver: int) -> None:
+    """A pool worker: build the workspace once, then run tasks until told to stop (or until the
+    ``driver`` process is gone)."""
+    _exit_with(driver)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(setup.threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's: it stops the workers
@@ -157,7 +174,7 @@ class LocalExecutor(Executor):
         device = self.devices[slot % len(self.devices)]
         setup = WorkerSetup(**{**self.setup.__dict__, "device": device})
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker_main, args=(child, setup), daemon=True,
+        process = self.context.Process(target=_worker_main, args=(child, setup, os.getpid()), daemon=True,
                                        name=f"erasure-worker-{slot}")
         process.start()
         child.close()
