@@ -99,10 +99,13 @@ def test_workers_that_need_the_same_model_train_it_once(tmp_path):
     config = tiny_config(tmp_path, imports=[PLUGIN], evaluators=[{"class": f"{PLUGIN}.ReadsGold"}],
                          unlearners=[{"class": "Identity"}, {"class": "NegGrad", "parameters": {"epochs": 1}}],
                          execution={"executor": "local", "workers": 2})
+    scratch = Path(config["output"]["dir"]) / ".scratch-models"
+    (scratch / "left-by-a-killed-run").mkdir(parents=True)
     lines: list[str] = []
-    report = run(config, lines=lines)  # no cache: the run shares a temporary one between its workers
+    report = run(config, lines=lines)  # no cache: the run shares a scratch one between its workers
     assert report.exit_code == 0
     assert sum("gold model" in line and "trained" in line for line in lines) == 1, lines
+    assert not scratch.exists(), "the scratch models are removed, with what a killed run left"
 
 
 def test_a_worker_that_dies_costs_its_own_job_only(tmp_path):

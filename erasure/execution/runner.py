@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -136,6 +135,33 @@ class Runner:
         gpus = settings.gpus_per_job if settings.gpus_per_job is not None else float(self.device.type == "cuda")
         return RayExecutor(setup, settings, gpus, template)
 
+    @contextlib.contextmanager
+    def _shared_cache(self) -> Iterator[str | None]:
+        """Where pool and Ray workers share the run's reference models when the model cache is off:
+        a scratch folder in the output directory (held under the run's lock), removed afterwards,
+        and at the start of the next run if a killed run left it. None for the serial executor."""
+        if self.cache.enabled or self.execution.executor == "serial":
+            yield None
+            return
+        scratch = self.exp.output_dir / ".scratch-models"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        try:
+            yield str(scratch.resolve())
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _executor(self, shared_cache: str | None, workspace: Workspace | None = None,
+                  start: bool = True) -> Iterator[Executor | None]:
+        """The configured executor (None unless ``start``), closed on the way out."""
+        executor = self.make_executor(shared_cache, workspace) if start else None
+        try:
+            yield executor
+        finally:
+            if executor is not None:
+                executor.close()
+
     # ------------------------------------------------------------------- run
     def run(self) -> RunReport:
         exp = self.exp
@@ -157,17 +183,9 @@ class Runner:
         exp = self.exp
         view = dataclasses.replace(exp, seeds=list(exp.tuning.seeds), holdout=exp.tuning.validation_fraction)
         workspace = Workspace(view, device=self.device, cache=self.cache, run_id=self.run_id)
-        shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
-        executor = None
-        try:
-            with torch_threads(self.execution.cpus_per_job), user_interrupts_marked():
-                executor = self.make_executor(shared_cache, workspace)
-                tuned = Tuner(view, exp.output_dir, executor.run, self.out).run()
-        finally:
-            if executor is not None:
-                executor.close()
-            if shared_cache:
-                shutil.rmtree(shared_cache, ignore_errors=True)
+        with self._shared_cache() as shared_cache, torch_threads(self.execution.cpus_per_job), \
+                user_interrupts_marked(), self._executor(shared_cache, workspace) as executor:
+            tuned = Tuner(view, exp.output_dir, executor.run, self.out).run()
         exp.unlearners = tuned_entries(exp, tuned)
         self.workspace.entries = {e.label: e for e in exp.unlearners}
         for label, t in tuned.items():
@@ -218,40 +236,32 @@ class Runner:
         exp = self.exp
         parameters = {e.label: params_json(e.unlearner) for e in exp.unlearners}
         plan = make_plan(exp, parameters, csv_writer.finished)
-        shared_cache = tempfile.mkdtemp(prefix="erasure-run-cache-") if not self.cache.enabled else None
-        executor = None
-        try:
-            with torch_threads(self.execution.cpus_per_job), user_interrupts_marked():
-                if len(plan):  # a pool starts its workers now: they import while the data is prepared here
-                    executor = self.make_executor(shared_cache)
-                states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
-                if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
-                    try:
-                        self.workspace.reference(states[0], "original")
-                    except ConfigError as exc:
-                        raise exc.in_file(exp.file)
-                    for event in self.workspace.events:
-                        self.out(event)
-                self._save_indices(states)
-                if plan.skipped:
-                    self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} "
-                             "(--overwrite reruns them).")
-                tally = _Tally(skipped=plan.skipped, current={job_key({"seed": s, "unlearner": label, "parameters": p,
-                                                                        "unlearning_seed": u})
-                                                              for s in exp.seeds for label, p in parameters.items()
-                                                              for u in exp.unlearning_seeds or [None]})
-                lines = not (self.progress and sys.stderr.isatty())
-                bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
+        with self._shared_cache() as shared_cache, torch_threads(self.execution.cpus_per_job), \
+                user_interrupts_marked(), self._executor(shared_cache, start=len(plan) > 0) as executor:
+            # a pool starts its workers first: they import while the data is prepared here
+            states = self.workspace.prepare_seeds()  # a bad forget set or data fails here, before any training
+            if exp.checkpoint is not None:  # a checkpoint that does not fit fails here too
                 try:
-                    if executor is not None:
-                        executor.run(plan, lambda result: self._on_result(result, writers, tally, bar, lines, len(plan)))
-                finally:
-                    bar.close()
-        finally:
-            if executor is not None:
-                executor.close()
-            if shared_cache:
-                shutil.rmtree(shared_cache, ignore_errors=True)
+                    self.workspace.reference(states[0], "original")
+                except ConfigError as exc:
+                    raise exc.in_file(exp.file)
+                for event in self.workspace.events:
+                    self.out(event)
+            self._save_indices(states)
+            if plan.skipped:
+                self.out(f"Skipping {plan.skipped} finished job(s) found in {csv_writer.path} "
+                         "(--overwrite reruns them).")
+            tally = _Tally(skipped=plan.skipped, current={job_key({"seed": s, "unlearner": label, "parameters": p,
+                                                                    "unlearning_seed": u})
+                                                          for s in exp.seeds for label, p in parameters.items()
+                                                          for u in exp.unlearning_seeds or [None]})
+            lines = not (self.progress and sys.stderr.isatty())
+            bar = tqdm(total=len(plan), desc=exp.name, unit="job", disable=lines, file=sys.stderr, leave=False)
+            try:
+                if executor is not None:
+                    executor.run(plan, lambda result: self._on_result(result, writers, tally, bar, lines, len(plan)))
+            finally:
+                bar.close()
         return tally
 
     def _on_result(self, result: JobResult, writers: list, tally: "_Tally", bar: Any, lines: bool, total: int) -> None:
