@@ -148,6 +148,7 @@ class Tuner:
     # ------------------------------------------------------------------ study
     def _study(self, entry: UnlearnerEntry) -> Any:
         import optuna
+
         self.folder.mkdir(parents=True, exist_ok=True)
         storage = journal_storage(self.folder / "study.journal")
         sampler = (optuna.samplers.TPESampler(seed=self.settings.sampler_seed, constant_liar=True)

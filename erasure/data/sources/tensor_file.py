@@ -77,12 +77,13 @@ class TensorFileSource(DataSource):
                 if name not in tensors:
                     raise ConfigError(f"{self.path} has no array {name!r} (arrays: {', '.join(sorted(tensors))})", key)
         inputs = tensors[self.inputs]
-        inputs = inputs.long() if not (inputs.is_floating_point() or inputs.dtype == torch.bool) else inputs.float()
+        inputs = inputs.float() if inputs.is_floating_point() or inputs.dtype == torch.bool else inputs.long()
         targets = tensors[self.targets]
         if targets.dim() == 2:
             num_classes = self.num_classes or targets.shape[1]
         else:
-            if targets.dim() != 1 or targets.is_floating_point() and not bool((targets == targets.round()).all()):
+            fractional = targets.is_floating_point() and not bool((targets == targets.round()).all())
+            if targets.dim() != 1 or fractional:
                 raise ConfigError(f"{self.path}: {self.targets!r} must be class indices (N,) or a 0/1 matrix (N, L), "
                                   f"got {str(targets.dtype).removeprefix('torch.')} {tuple(targets.shape)}", "targets")
             targets = targets.long()
