@@ -245,9 +245,16 @@ def test_speedup_only_between_comparable_timings(tmp_path, caplog, tiny_world):
     outcome = _outcome(*tiny_world, "Identity", {"class": "Identity"}, timing=method)
     gold_model = outcome.gold
     outcome.gold_provider = lambda: (gold_model, other_threads)
+    from erasure.evaluators import runtime
+    from erasure.execution.safety import undefined_reason
+
+    runtime._REPORTED.clear()
     with caplog.at_level(logging.WARNING, logger="erasure"):
         metrics = RunTime().evaluate(outcome)
-    assert math.isnan(metrics["speedup_vs_gold"]) and "threads" in caplog.text
+        again = RunTime().evaluate(outcome)
+    assert math.isnan(metrics["speedup_vs_gold"]) and "threads" in undefined_reason(metrics["speedup_vs_gold"])
+    assert undefined_reason(again["speedup_vs_gold"]) == undefined_reason(metrics["speedup_vs_gold"])
+    assert caplog.text.count("speedup_vs_gold left NaN") == 1 and "threads" in caplog.text, "one warning per difference"
 
 
 # --------------------------------------------------------------------------------------------

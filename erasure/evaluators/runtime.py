@@ -5,10 +5,11 @@ import logging
 import math
 
 from erasure.core.timing import Timing
-from erasure.evaluators.base import TASKS, Evaluator, Outcome
+from erasure.evaluators.base import TASKS, Evaluator, Outcome, Undefined
 from erasure.results.targets import informational
 
 log = logging.getLogger("erasure")
+_REPORTED: set[str] = set()  # differences already logged by this process
 
 
 def speedup(method: Timing, gold: Timing) -> tuple[float, str]:
@@ -25,9 +26,10 @@ class RunTime(Evaluator):
     level at the call's start, and (on CUDA) ``peak_cuda_mb``, its peak allocated device memory
     above the start; and ``speedup_vs_gold`` = gold's training seconds / this method's seconds.
 
-    The speed-up is NaN, with a warning naming the difference, unless both times were measured on
-    the same device type (and GPU model), with the same number of torch threads, on the same host:
-    gold's time may come from the model cache, written by another run (``Timing.origin`` says so).
+    The speed-up is undefined (NaN, its row saying why; one warning per difference and process)
+    unless both times were measured on the same device type (and GPU model), with the same number
+    of torch threads, on the same host: gold's time may come from the model cache, written by
+    another run (``Timing.origin`` says so).
     """
 
     uses_gold = True
@@ -46,7 +48,10 @@ class RunTime(Evaluator):
             metrics["peak_cuda_mb"] = t.peak_cuda_mb
         metrics["speedup_vs_gold"], problem = speedup(t, outcome.gold_timing)
         if problem:
-            log.warning("speedup_vs_gold of %s (seed %d) left NaN: its time and gold's (%s) were measured "
-                        "differently (method vs gold): %s", outcome.unlearner, outcome.seed,
-                        f"origin: {outcome.gold_timing.origin or 'unknown'}", problem)
+            origin = outcome.gold_timing.origin or "unknown"
+            reason = f"gold's time ({origin}) and this one were measured differently (method vs gold): {problem}"
+            metrics["speedup_vs_gold"] = Undefined(reason)
+            if reason not in _REPORTED:
+                _REPORTED.add(reason)
+                log.warning("speedup_vs_gold left NaN from %s (seed %d) on: %s", outcome.unlearner, outcome.seed, reason)
         return metrics
