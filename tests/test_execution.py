@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -188,11 +189,19 @@ def test_nonfinite_models(tmp_path):
     assert read_rows(Path(config["output"]["dir"]) / "results.csv") == [], "no unlearner ran"
 
 
-@pytest.mark.parametrize("kind", ["SystemExit", "KeyboardInterrupt"])
-def test_exits_raised_by_a_component_are_its_error_rows(tmp_path, kind):
+@pytest.mark.parametrize("kind, sigint", [("SystemExit", "default"), ("KeyboardInterrupt", "default"),
+                                          ("KeyboardInterrupt", "ignored")])
+def test_exits_raised_by_a_component_are_its_error_rows(tmp_path, kind, sigint):
+    """Also where SIGINT is ignored, as in a job a shell started in the background (``cmd &``)."""
     config = tiny_config(tmp_path, imports=[PLUGIN], unlearners=[
         {"class": f"{PLUGIN}.Raises", "parameters": {"kind": kind}}, {"class": "Identity"}])
-    rows = read_rows(run(config).results_path)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler if sigint == "default" else signal.SIG_IGN)
+    try:
+        rows = read_rows(run(config).results_path)
+    except KeyboardInterrupt:
+        pytest.fail("a KeyboardInterrupt the component raised stopped the run")
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert [(r["unlearner"], r["status"]) for r in rows if r["status"] != "ok"] == [("Raises", "error")]
     assert any(r["unlearner"] == "Identity" for r in rows)
 

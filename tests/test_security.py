@@ -173,9 +173,15 @@ def test_exit_and_interrupt_inside_an_import_are_config_errors(tmp_path, capsys,
     assert code == 2 and f"imports[0]: importing module '{name}' {said}" in err
 
 
-def test_a_real_ctrl_c_during_an_import_still_stops(tmp_path, capsys, monkeypatch):
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("another SIGINT handler is installed")
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler for the test (a shell's background job starts with SIGINT ignored)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_real_ctrl_c_during_an_import_still_stops(tmp_path, capsys, monkeypatch, default_sigint):
     write_module(tmp_path / "lab", "mylab_ctrl_c", "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\n"
                                                    "time.sleep(5)\n")
     monkeypatch.syspath_prepend(str(tmp_path / "lab"))

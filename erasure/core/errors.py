@@ -38,12 +38,15 @@ def join_path(path: str, key: str | int) -> str:
 def watch_interrupts() -> Iterator[Callable[[], bool]]:
     """Yield a function that tells whether a real Ctrl-C (SIGINT) arrived within the block.
 
-    It tells a ``KeyboardInterrupt`` that code raised itself from the user's. Where no handler can
-    be installed (outside the main thread, or under another SIGINT handler) every interrupt counts as real.
+    It tells a ``KeyboardInterrupt`` that code raised itself from the user's. Where SIGINT is
+    ignored (a job started in the background by a shell: ``cmd &``, nohup, many batch systems) no
+    Ctrl-C can arrive, so none counts as real; where no handler can be installed (outside the main
+    thread, or under another SIGINT handler) every interrupt counts as real.
     """
     received: list[int] = []
-    installed = (threading.current_thread() is threading.main_thread()
-                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    current = signal.getsignal(signal.SIGINT)
+    installed = threading.current_thread() is threading.main_thread() and current is signal.default_int_handler
+    known = installed or current is signal.SIG_IGN  # we can tell a real Ctrl-C from a raised one
 
     def handler(signum: int, frame: Any) -> None:
         received.append(signum)
@@ -52,7 +55,7 @@ def watch_interrupts() -> Iterator[Callable[[], bool]]:
     if installed:
         signal.signal(signal.SIGINT, handler)
     try:
-        yield lambda: bool(received) or not installed
+        yield lambda: bool(received) or not known
     finally:
         if installed:
             signal.signal(signal.SIGINT, signal.default_int_handler)
