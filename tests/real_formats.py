@@ -67,6 +67,34 @@ def write_tudataset(root: Path, name: str = "TOY", n_graphs: int = 12, seed: int
     (raw / f"{name}_node_labels.txt").write_text("".join(f"{y}\n" for y in node_labels))
 
 
+def write_moleculenet(root: Path, name: str = "BBBP", labels: list[list[float]] | None = None, empty: tuple[int, ...] = (5,),
+                      seed: int = 0) -> list[list[float]]:
+    """MoleculeNet as PyG leaves it after processing (``root/<name>/processed/data.pt``, written by
+    ``InMemoryDataset.save``, beside its raw CSV), so loading needs neither RDKit nor a download:
+    chains of atoms with 9 integer features, labels of shape (1, tasks) as floats, and graphs
+    without atoms at ``empty`` (a SMILES RDKit could not parse). Returns the labels written."""
+    import torch
+    from torch_geometric.data import Data, InMemoryDataset
+    from torch_geometric.datasets import MoleculeNet
+
+    labels = labels if labels is not None else [[float(i % 2)] for i in range(12)]
+    folder = root / name.lower()
+    (folder / "raw").mkdir(parents=True, exist_ok=True)
+    (folder / "processed").mkdir(exist_ok=True)
+    (folder / "raw" / f"{MoleculeNet.names[name.lower()][2]}.csv").write_text("smiles,label\n")
+    g = torch.Generator().manual_seed(seed)
+    graphs = []
+    for i, y in enumerate(labels):
+        n = 0 if i in empty else 3 + i % 4 + int(y[0] == 1) * 3  # the positive molecules are larger
+        chain = [[j, j + 1] for j in range(n - 1)]
+        edges = torch.tensor(chain + [[b, a] for a, b in chain], dtype=torch.long).reshape(-1, 2).t()
+        graphs.append(Data(x=torch.randint(0, 5, (n, 9), generator=g), edge_index=edges,
+                           edge_attr=torch.zeros(edges.shape[1], 3, dtype=torch.long), y=torch.tensor([y]),
+                           smiles="C" * max(n, 1)))
+    InMemoryDataset.save(graphs, folder / "processed" / "data.pt")
+    return labels
+
+
 def write_planetoid(root: Path, name: str = "Cora", n_train: int = 14, n_all: int = 520, n_test: int = 20,
                     classes: int = 7, dim: int = 8, seed: int = 0) -> None:
     """Planetoid raw files (``ind.<name>.{x,tx,allx,y,ty,ally,graph,test.index}``): a ring of ``n_all + n_test`` nodes.

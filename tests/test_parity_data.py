@@ -14,7 +14,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import make_runner  # noqa: E402
 from real_formats import (  # noqa: E402
-    write_celeba, write_planetoid, write_sentiment, write_tiny_transformer,
+    write_celeba, write_moleculenet, write_planetoid, write_sentiment, write_tiny_transformer,
 )
 
 from erasure.core.errors import ConfigError  # noqa: E402
@@ -123,6 +123,29 @@ def test_pyg_fake_graphs_end_to_end(tmp_path):
                        {"class": "GIN", "parameters": {"hidden": 8, "layers": 2}},
                        {"class": "RandomForget", "parameters": {"count": 2}})).run()
     assert ("GoldModel", "accuracy_test") in results(tmp_path)
+
+
+def test_moleculenet_from_its_processed_files_without_rdkit_or_download(tmp_path):
+    labels = write_moleculenet(tmp_path, "BBBP", [[float(i % 2)] for i in range(24)], empty=(5,))
+    ds = source({"dataset": "MoleculeNet", "name": "BBBP", "root": str(tmp_path), "download": False}).load()
+    kept = [int(y[0]) for i, y in enumerate(labels) if i != 5]
+    assert ds.kind == "graph_list" and len(ds) == 23, "the molecule without atoms is dropped"
+    assert ds.targets.dtype == torch.long and ds.targets.tolist() == kept and ds.num_classes == 2
+    make_runner(config(tmp_path, {"class": "PyGSource", "parameters": {"dataset": "MoleculeNet", "name": "BBBP",
+                                                                       "root": str(tmp_path), "download": False}},
+                       {"class": "GIN", "parameters": {"hidden": 8, "layers": 2}},
+                       {"class": "RandomForget", "parameters": {"count": 3}})).run()
+    assert ("GoldModel", "accuracy_test") in results(tmp_path)
+
+
+@pytest.mark.parametrize("name, labels, message", [
+    ("Tox21", [[0.0] * 12] * 6, r"a graph has y of shape \(1, 12\) .*multi-task"),
+    ("BACE", [[0.0], [1.0], [float("nan")], [1.0]], "1 graphs have no label"),
+])
+def test_moleculenet_targets_that_are_not_single_label_classes_are_refused(tmp_path, name, labels, message):
+    write_moleculenet(tmp_path, name, labels, empty=())
+    with pytest.raises(RuntimeError, match=message):
+        source({"dataset": "MoleculeNet", "name": name, "root": str(tmp_path), "download": False}).load()
 
 
 # -------------------------------------------------------------- image folders
