@@ -4,6 +4,14 @@
 drawn with the experiment seed's generator. A spec that raises
 :class:`~erasure.core.errors.ConfigError` gives a path relative to its
 ``parameters``; the runner prefixes ``data.forget.parameters``.
+
+Two hooks serve structured forget sets (:mod:`erasure.data.structured_forget`):
+
+* a spec with ``needs_original = True`` chooses by the original model (its losses, its
+  features, its training run); ``select`` then also receives ``original``, an
+  :class:`OriginalProbe` that the runner builds (the data layer never trains a model);
+* ``modify_data`` returns the data with the forget set altered (a backdoor trigger and label);
+  the original trains on what it returns, gold on its retain set.
 """
 from __future__ import annotations
 
@@ -16,18 +24,43 @@ from erasure.core.params import NonNegativeInt, OpenFraction, PositiveInt, Range
 from erasure.core.registry import Component
 from erasure.data.dataset import Dataset
 
-from typing import Annotated
+from typing import Annotated, ClassVar, Protocol
 
 PartialFraction = Annotated[float, Range(0, 1, low_inclusive=False)]
 
 
+class OriginalProbe(Protocol):
+    """What a forget spec with ``needs_original`` may ask of the original model: the model of the
+    seed trained on the training split with the config's recipe (the runner's cached original).
+    Every method takes dataset indices (a subset of the training split for the history)."""
+
+    def logits(self, index: Tensor) -> Tensor:
+        """The original's logits ``(len(index), C)``."""
+
+    def features(self, index: Tensor) -> Tensor:
+        """The original's penultimate features ``(len(index), D)`` (models with ``features``)."""
+
+    def training_history(self, index: Tensor) -> dict[str, Tensor]:
+        """Per epoch of the original's training run, the true-class softmax confidence
+        (``"confidence"``) and the correctness (``"correct"``) of each sample: ``(epochs, len(index))``."""
+
+
 class ForgetSpec(Component, kind="forget"):
-    """Chooses the forget set. ``removes_samples`` is False for feature unlearning."""
+    """Chooses the forget set. ``removes_samples`` is False for feature unlearning.
+
+    ``needs_original``: ``select`` reads the original model and takes an ``original``
+    (:class:`OriginalProbe`) keyword. ``modify_data`` may alter the forget samples (see the module)."""
 
     removes_samples = True
+    needs_original: ClassVar[bool] = False
 
     def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
         raise NotImplementedError
+
+    def modify_data(self, dataset: Dataset, forget_idx: Tensor) -> Dataset:
+        """The data that the original, gold and the unlearners train on once ``forget_idx`` is
+        chosen; the same object (no change) by default."""
+        return dataset
 
     def test_indices(self, dataset: Dataset, test_idx: Tensor) -> Tensor | None:
         """Test samples that belong to what is forgotten (forgotten classes or groups), or None."""
@@ -94,7 +127,25 @@ def _has_class(targets: Tensor, classes: list[int]) -> Tensor:
     return _values_in(targets, classes)
 
 
-class RandomForget(ForgetSpec):
+class SizedForget(ForgetSpec, register=False):
+    """Base of the specs that forget a ``fraction`` or a ``count`` of the training set (exactly one)."""
+
+    fraction: float | None
+    count: int | None
+
+    def check(self) -> None:
+        if (self.fraction is None) == (self.count is None):
+            raise ConfigError("give exactly one of 'fraction' or 'count'", "fraction")
+
+    def count_of(self, n: int) -> int:
+        """How many of ``n`` training samples to forget (a config error if none would be left)."""
+        count = self.count if self.count is not None else int(round(self.fraction * n))
+        if count >= n:
+            raise ConfigError(f"count {count} leaves no retain data (the training set has {n} samples)", "count")
+        return count
+
+
+class RandomForget(SizedForget):
     """Forget a uniformly random ``fraction`` or ``count`` of the training set, optionally per class."""
 
     def __init__(self, fraction: OpenFraction | None = None, count: PositiveInt | None = None, stratified: bool = False):
@@ -102,15 +153,9 @@ class RandomForget(ForgetSpec):
         self.count = count
         self.stratified = stratified
 
-    def check(self) -> None:
-        if (self.fraction is None) == (self.count is None):
-            raise ConfigError("give exactly one of 'fraction' or 'count'", "fraction")
-
     def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
         n = len(train_idx)
-        count = self.count if self.count is not None else int(round(self.fraction * n))
-        if count >= n:
-            raise ConfigError(f"count {count} leaves no retain data (the training set has {n} samples)", "count")
+        count = self.count_of(n)
         if self.stratified and dataset.multi_label:
             raise ConfigError(f"stratified sampling needs one class per sample, but {dataset.name} is multi-label; "
                               "set \"stratified\": false", "stratified")

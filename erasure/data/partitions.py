@@ -24,7 +24,11 @@ from erasure.core.errors import ConfigError, join_path
 from erasure.core.params import NonNegativeInt, OpenFraction, PathText, PositiveInt, Range, check_parameters
 from erasure.core.seeding import derive_seed
 from erasure.data.dataset import Dataset
-from erasure.data.forget import ForgetSpec
+from erasure.data.forget import ForgetSpec, OriginalProbe
+
+#: ``original(dataset, train_idx)``: the probe of the original model that a forget spec with
+#: ``needs_original`` receives (the runner supplies it; see :class:`~erasure.data.forget.OriginalProbe`).
+ProbeFactory = Callable[[Dataset, Tensor], OriginalProbe]
 
 
 @dataclass
@@ -186,7 +190,7 @@ class Request:
 def make_request_partitions(
     dataset: Dataset, split: Split, requests: list[ForgetSpec], seed: int,
     prepare: Callable[[Dataset, Tensor], Dataset] | None = None, named: Sequence["PartitionRule"] = (),
-    holdout: float | None = None,
+    holdout: float | None = None, original: ProbeFactory | None = None,
 ) -> list[Request]:
     """Split, fit ``prepare`` on train, then apply the deletion ``requests`` in order: each selects
     its samples from the training samples not deleted yet, with one generator seeded by ``seed``
@@ -195,7 +199,11 @@ def make_request_partitions(
     evaluation view alike ("request" being the request's own samples in both).
 
     ``holdout`` (tuning): that share of train becomes the "test" partition (a seeded, stratified
-    validation split) and the real test split is dropped, so nothing downstream can read it."""
+    validation split) and the real test split is dropped, so nothing downstream can read it.
+
+    ``original`` builds the probe of the original model for a forget spec that needs it; a spec's
+    ``modify_data`` replaces the data from its request on, and ``extras["modified"]`` then names
+    the changes (so that cache keys of models trained on the changed data differ)."""
     train, test = split_train_test(dataset, split, seed)
     if holdout is not None:
         train, test = validation_split(dataset, train, holdout, seed)
@@ -204,19 +212,30 @@ def make_request_partitions(
     rng = np.random.default_rng(seed)
     gone = train[:0]
     gone_test: Tensor | None = None
+    modified: list[str] = []
     out = []
     for r, forget in enumerate(requests):
         where = "data.forget" if len(requests) == 1 else f"data.forget[{r}]"
         forget = forget.for_seed(seed)
         available = train[~torch.isin(train, gone)]
         try:
-            forget_idx = forget.select(dataset, available, rng).long()
+            probe = {}
+            if forget.needs_original:
+                if original is None:
+                    raise ConfigError(f"{type(forget).__name__} chooses its samples with the original model, "
+                                      "which only a run provides", "")
+                probe = {"original": original(dataset, train)}
+            forget_idx = forget.select(dataset, available, rng, **probe).long()
             forget_test = forget.test_indices(dataset, test)
+            changed = forget.modify_data(dataset, forget_idx)
         except ConfigError as exc:
             exc.path = join_path(f"{where}.parameters", exc.path) if exc.path else where
             raise
         if forget.removes_samples and len(forget_idx) == 0:
             raise ConfigError(f"the forget set is empty: {forget!r} selects no training sample", where)
+        if changed is not dataset:
+            dataset = changed
+            modified.append(f"{forget!r}@{_digest(forget_idx)}")
         gone = torch.sort(torch.cat([gone, forget_idx])).values
         retain = train[~torch.isin(train, gone)]
         if len(retain) == 0:
@@ -229,10 +248,11 @@ def make_request_partitions(
             if forget_test_now is not None:
                 indices["forget_test"] = forget_test_now
                 indices["retain_test"] = test[~torch.isin(test, gone_test)]
+            extras = {"modified": list(modified)} if modified else {}
             if dataset.kind == "node_graph" and len(gone):
-                return add_named(Partitions(dataset.without_edges_of(gone), indices, forget, {"before_forget": dataset}),
-                                 named, seed)
-            return add_named(Partitions(dataset, indices, forget), named, seed)
+                return add_named(Partitions(dataset.without_edges_of(gone), indices, forget,
+                                            {"before_forget": dataset, **extras}), named, seed)
+            return add_named(Partitions(dataset, indices, forget, extras), named, seed)
 
         if len(requests) == 1:
             single = partitions(forget_idx, None if forget_test is None else forget_test.long(), {})
@@ -242,6 +262,12 @@ def make_request_partitions(
             out.append(Request(partitions(forget_idx, None if forget_test is None else forget_test.long(), this_request),
                                partitions(gone, gone_test, this_request)))
     return out
+
+
+def _digest(index: Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(index.detach().cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- named partitions

@@ -1,6 +1,6 @@
 """Independent replicas of the unlearned and the retrained model, for per-example attacks.
 
-ForgettingQuality and ULiRA need N samples of "unlearned" and N of "retrained"
+ForgettingQuality, ULiRA and KLoM need N samples of "unlearned" and N of "retrained"
 (gold). Retrained replica i is a gold model trained with seed s_i
 (``outcome.train_reference``). Unlearned replica i comes from one of two protocols
 (``outcome.unlearn_reference``):
@@ -44,14 +44,21 @@ def logit_confidence(logits: Tensor, targets: Tensor) -> np.ndarray:
     return (true - torch.logsumexp(others, dim=1)).cpu().numpy()
 
 
+#: The partitions whose per-example scores each replica keeps (forget for the attacks, all three for KLoM).
+SCORED = ("forget", "retain", "test")
+
+
 @dataclass
 class ReplicaScores:
-    """φ on the forget set of N unlearned and N retrained replicas, and their accuracies."""
+    """φ on the forget set of N unlearned and N retrained replicas, and their accuracies;
+    ``*_margins`` hold φ (the margin) on every partition of :data:`SCORED`."""
 
     unlearned: np.ndarray  # (N, |D_f|)
     retrained: np.ndarray  # (N, |D_f|)
     unlearned_accuracy: dict[str, float]  # mean over replicas, per partition (retain, test)
     retrained_accuracy: dict[str, float]
+    unlearned_margins: dict[str, np.ndarray]  # partition -> (N, size)
+    retrained_margins: dict[str, np.ndarray]
 
 
 def replica_seed(seed: int, which: str, i: int) -> int:
@@ -60,11 +67,12 @@ def replica_seed(seed: int, which: str, i: int) -> int:
     return derive_seed(seed, "replica", which, str(i))
 
 
-def _scores(model: torch.nn.Module, outcome: Outcome, which: str) -> tuple[np.ndarray, dict[str, float]]:
+def _scores(model: torch.nn.Module, outcome: Outcome, which: str) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """(φ per partition of :data:`SCORED`, accuracy on retain and test): one forward pass per partition."""
     parts = outcome.partitions if which == "unlearned" else outcome.reference_partitions
-    phi = logit_confidence(predict_logits(model, parts, "forget"), parts.targets("forget"))
-    acc = {p: float((predict_logits(model, parts, p).argmax(1) == parts.targets(p)).float().mean())
-           for p in ("retain", "test")}
+    logits = {p: predict_logits(model, parts, p) for p in SCORED}
+    phi = {p: logit_confidence(logits[p], parts.targets(p)) for p in SCORED}
+    acc = {p: float((logits[p].argmax(1) == parts.targets(p)).float().mean()) for p in ("retain", "test")}
     return phi, acc
 
 
@@ -89,9 +97,15 @@ def replica_scores(outcome: Outcome, num_models: int, protocol: Protocol = "vari
     def mean_acc(items: list) -> dict[str, float]:
         return {p: float(np.mean([acc[p] for _, acc in items])) for p in ("retain", "test")}
 
+    def margins(items: list) -> dict[str, np.ndarray]:
+        return {p: np.stack([phi[p] for phi, _ in items]) for p in SCORED}
+
+    unlearned, retrained = margins(rows["unlearned"]), margins(rows["retrained"])
     return ReplicaScores(
-        unlearned=np.stack([phi for phi, _ in rows["unlearned"]]),
-        retrained=np.stack([phi for phi, _ in rows["retrained"]]),
+        unlearned=unlearned["forget"],
+        retrained=retrained["forget"],
         unlearned_accuracy=mean_acc(rows["unlearned"]),
         retrained_accuracy=mean_acc(rows["retrained"]),
+        unlearned_margins=unlearned,
+        retrained_margins=retrained,
     )

@@ -36,6 +36,7 @@ from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions, Request, make_request_partitions
 from erasure.evaluators.base import Outcome
 from erasure.execution.jobs import JobResult, ReferenceTask, Task, UnlearnTask
+from erasure.execution.original_probe import WorkspaceProbe
 from erasure.execution.safety import (
     interrupted_by_user, nonfinite_parameters, partitions_for_job, signature, undefined_reason,
 )
@@ -129,17 +130,21 @@ class Workspace:
         """The partitions of ``seed`` (built on first use); reference models are added as they are trained."""
         if seed not in self.states:
             dataset = self.dataset()
+            data_key = dataset.fingerprint()
+            probing = SeedState(seed, [], data_key=data_key)  # what the original needs before the forget set exists
             try:
                 check_task(self.exp, dataset)
-                requests = make_request_partitions(dataset, self.exp.split, self.exp.requests, seed,
-                                                   prepare=self.exp.source.prepare, named=self.exp.named_partitions,
-                                                   holdout=self.exp.holdout)
+                requests = make_request_partitions(
+                    dataset, self.exp.split, self.exp.requests, seed, prepare=self.exp.source.prepare,
+                    named=self.exp.named_partitions, holdout=self.exp.holdout,
+                    original=lambda data, train: WorkspaceProbe(self, probing, data.to(self.device), train.to(self.device)))
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file_for(exc.path))
             moved = [Request(r.unlearning.to(self.device), r.evaluation.to(self.device)) for r in requests]
             if len(requests) == 1:
                 moved = [Request(moved[0].evaluation, moved[0].evaluation)]
-            state = SeedState(seed, moved, data_key=dataset.fingerprint())
+            modified = requests[-1].evaluation.extras.get("modified")  # e.g. a backdoor: models train on other data
+            state = SeedState(seed, moved, data_key=content_key(data=data_key, modified=modified) if modified else data_key)
             state.signatures["data"] = state.data_signature()
             self.states[seed] = state
         return self.states[seed]
