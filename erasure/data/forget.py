@@ -5,7 +5,8 @@ drawn with the experiment seed's generator. A spec that raises
 :class:`~erasure.core.errors.ConfigError` gives a path relative to its
 ``parameters``; the runner prefixes ``data.forget.parameters``.
 
-Two hooks serve structured forget sets (:mod:`erasure.data.structured_forget`):
+Two hooks serve the hard forget sets (:mod:`erasure.data.memorization`, ``worst_case``, ``subpopulation``,
+``backdoor``):
 
 * a spec with ``needs_original = True`` chooses by the original model (its losses, its
   features, its training run); ``select`` then also receives ``original``, an
