@@ -17,12 +17,13 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 import sysconfig
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from erasure.core import registry as reg
 from erasure.core.errors import ConfigError, join_path, watch_interrupts
@@ -43,19 +44,35 @@ def allowed_imports(modules: list[str] | tuple[str, ...]) -> Iterator[None]:
         _IMPORTS.reset(token)
 
 
-def import_user_modules(modules: list[str], path: str = "imports") -> None:
-    """Import contributors' modules so that their components register (each checked first)."""
+def import_user_modules(modules: list[str], path: str = "imports", folders: Iterable[str | Path] = ()) -> None:
+    """Import contributors' modules so that their components register (each checked first).
+
+    ``folders`` (the config's own folder and the working directory) are appended to the Python path
+    first, so that ``mylab/`` beside ``mylab.jsonc`` imports without ``PYTHONPATH``: appended, never
+    prepended, so a file there cannot shadow an installed module (``torch``, ``erasure``)."""
+    if modules:
+        add_to_python_path(folders)
     for i, module in enumerate(modules):
         check_plugin_module(module, join_path(path, i))
         import_module(module, join_path(path, i))
+
+
+def add_to_python_path(folders: Iterable[str | Path]) -> None:
+    """Append each existing folder to ``sys.path`` unless it is already there (resolved)."""
+    present = {os.path.realpath(p or ".") for p in sys.path}
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if os.path.isdir(real) and real not in present:
+            sys.path.append(real)
+            present.add(real)
 
 
 def check_plugin_module(module: Any, path: str) -> None:
     """Refuse, before importing anything, a module that ``imports`` may not name.
 
     Allowed: modules of ``erasure`` and ``torch``; the user's own modules (found on the Python
-    path outside the standard library and site-packages: the directory of ``main.py``,
-    ``PYTHONPATH``, an editable checkout); installed packages that declare an ``erasure.plugins``
+    path outside the standard library and site-packages: the config's folder, the working
+    directory, the directory of ``main.py``, ``PYTHONPATH``, an editable checkout); installed packages that declare an ``erasure.plugins``
     entry point.
     Never a ``__main__`` module (it runs a program when imported).
     """

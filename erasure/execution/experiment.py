@@ -175,9 +175,11 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
 
-def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check_output: bool = True) -> Experiment:
+def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check_output: bool = True,
+                     import_folders: list[Path] = ()) -> Experiment:
     """Validate the structure and build every component of a parsed config (``check_output``:
-    also check that the output directory can be written; workers, which write nothing, skip it)."""
+    also check that the output directory can be written; workers, which write nothing, skip it;
+    ``import_folders``: where the config's ``imports`` are also looked for)."""
     from erasure.data.partitions import Split
     from erasure.execution.settings import Execution
     from erasure.models.training import TrainingRecipe
@@ -187,7 +189,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     validate_structure(config)
     check_file_name(config["name"], "name")  # it names the default output directory
     imports = list(config.get("imports", []))
-    import_user_modules(imports)
+    import_user_modules(imports, folders=import_folders)
     registry.load_builtins()
     named_partitions, partition_names = _named_partitions(config["data"])
     with allowed_imports(imports), defined_partitions(partition_names):
@@ -311,6 +313,11 @@ def _checkpoint(model: dict[str, Any]) -> tuple[str | None, str | None]:
     return str(path), sha
 
 
+def plugin_folders(config_file: str | Path) -> list[Path]:
+    """Where a config's own modules are looked for: its folder, then the working directory."""
+    return [Path(config_file).expanduser().resolve().parent, Path.cwd()]
+
+
 def load_experiment(path: str | Path, overrides: list[str] = (), imports: list[str] = ()) -> Experiment:
     """Read (with the files it includes), override, validate and build; every error carries the
     name of the file that set the key at fault."""
@@ -322,7 +329,7 @@ def load_experiment(path: str | Path, overrides: list[str] = (), imports: list[s
             set_origin(origins, join_path_tokens(parse_path(assignment.split("=", 1)[0].strip())), str(path))
         if imports:
             config["imports"] = list(dict.fromkeys([*config.get("imports", []), *imports]))
-        experiment = build_experiment(config)
+        experiment = build_experiment(config, import_folders=plugin_folders(path))
         experiment.file = str(path)
         experiment.origins = origins
         return experiment
