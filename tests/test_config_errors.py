@@ -45,6 +45,20 @@ def test_unknown_top_level_key_suggests_the_closest(tmp_path, capsys):
     expect_error(tmp_path, capsys, config, "evaluator", "unknown key 'evaluator'", "did you mean 'evaluators'")
 
 
+@pytest.mark.parametrize("where,spec,said", [
+    ("evaluators", {"class": "Umia"}, "did you mean 'UMIA'"),
+    ("optimizer", {"class": "Adamw"}, "did you mean 'AdamW'"),
+    ("optimizer", {"class": "torch.optim.Adamw"}, "did you mean 'torch.optim.AdamW'"),
+])
+def test_a_case_only_typo_suggests_the_right_name(tmp_path, capsys, where, spec, said):
+    config = tiny_config(tmp_path)
+    if where == "evaluators":
+        config["evaluators"] = [spec]
+    else:
+        config["training"]["optimizer"] = spec
+    expect_error(tmp_path, capsys, config, said)
+
+
 def test_unknown_class_suggests_registered_names(tmp_path, capsys):
     config = with_unlearner(tmp_path, {"class": "NegGard"})
     expect_error(tmp_path, capsys, config, "unlearners[2].class", "unknown unlearner class 'NegGard'", "NegGrad")

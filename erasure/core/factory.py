@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from erasure.core import registry as reg
-from erasure.core.errors import ConfigError, join_path, watch_interrupts
+from erasure.core.errors import ConfigError, closest, join_path, watch_interrupts
 from erasure.core.params import check_parameters
 
 BUILTIN_ROOTS = ("erasure", "torch")
@@ -317,7 +316,7 @@ def resolve_class(name: str, slot: str, path: str) -> type:
         if name in known:
             cls = known[name]
         else:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            close = closest(name, known, n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             listing = ", ".join(sorted(known)) if len(known) <= 40 else f"{len(known)} names (see --list {slot})"
             raise ConfigError(f"unknown {slot} class {name!r}{hint} Known: {listing}", path)
@@ -346,7 +345,9 @@ def _import_dotted(name: str, path: str) -> Any:
         raise ConfigError(f"expected a dotted class path like package.module.Class, got {name!r}", path)
     module = import_module(module_name, path)
     if not hasattr(module, attr):
-        raise ConfigError(f"module {module_name!r} has no class {attr!r}", path)
+        close = closest(attr, [n for n in dir(module) if not n.startswith("_")])
+        hint = f"; did you mean {' or '.join(repr(f'{module_name}.{c}') for c in close)}?" if close else ""
+        raise ConfigError(f"module {module_name!r} has no class {attr!r}{hint}", path)
     return getattr(module, attr)
 
 

@@ -11,13 +11,12 @@ are accepted.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Any
 
 import torch
 
-from erasure.core.errors import ConfigError
+from erasure.core.errors import ConfigError, closest
 from erasure.core.params import NonNegativeInt, PathText, PositiveFloat
 from erasure.data.dataset import Dataset, DataSource, LazyInputs
 
@@ -160,7 +159,7 @@ class TorchVisionSource(DataSource):
     def check(self) -> None:
         if self.dataset == "CelebA":
             if self.target != "identity" and self.target not in CELEBA_ATTRIBUTES:
-                close = difflib.get_close_matches(self.target, CELEBA_ATTRIBUTES, n=3)
+                close = closest(self.target, CELEBA_ATTRIBUTES, n=3)
                 hint = f" (did you mean {' or '.join(close)}?)" if close else ", e.g. 'Smiling' or 'Male'"
                 raise ConfigError(f"CelebA's target is 'identity' or one of its 40 attributes{hint}; got {self.target!r}",
                                   "target")
