@@ -158,6 +158,8 @@ def test_an_untuned_method_is_named_and_warned_about(tuned):
     warnings = [line for line in said if line.startswith("warning: not tuned")]
     assert len(warnings) == 1 and "FT as given" in warnings[0], said
     assert "GoldModel" not in warnings[0] and "Identity" not in warnings[0], "references have nothing to tune"
+    per_trial = [line for line in said if line.startswith("tuning NegGrad trial ")]
+    assert len(per_trial) == 3 and "trial 3/3: gold_gap " in per_trial[-1] and '"lr"' in per_trial[-1], said
 
 
 def test_the_evaluation_uses_the_best_parameters_and_says_where_they_came_from(tuned):

@@ -264,11 +264,18 @@ class Tuner:
             t.trial.set_user_attr("seed_values", {str(k): v for k, v in values.items()})
             if reasons == ["pruned"]:
                 study.tell(t.trial, state=optuna.trial.TrialState.PRUNED)
+                outcome = "pruned"
             elif reasons or len(values) < len(self.settings.seeds):
                 t.trial.set_user_attr("reason", "; ".join(reasons))
                 study.tell(t.trial, state=optuna.trial.TrialState.FAIL)
+                outcome = f"failed ({'; '.join(reasons)[:200]})"
             else:
-                study.tell(t.trial, sum(values.values()) / len(values))
+                value = sum(values.values()) / len(values)
+                study.tell(t.trial, value)
+                outcome = f"{self.settings.objective} {value:.4g}"
+            tried = {k: v for k, v in t.parameters.items() if k in studies[t.method][0].search}
+            self.out(f"tuning {t.method} trial {t.trial.number + 1}/{self.settings.trials}: {outcome}  "
+                     f"{json.dumps(tried, sort_keys=True, default=str)}")
 
     def _finish(self, studies: dict) -> dict[str, Tuned]:
         """Write ``tuning/trials.csv`` and ``tuning/best.json``; the best parameters per method."""
