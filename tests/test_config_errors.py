@@ -128,6 +128,19 @@ def test_forget_class_not_in_the_data(tmp_path, capsys):
     expect_error(tmp_path, capsys, config, "data.forget.parameters.classes", "class 7 is not in the training data")
 
 
+@pytest.mark.parametrize("source,classes,said", [
+    ({"class": "SklearnDigits"}, [3, 12], "class 12 does not exist: the data has 10 classes (0 to 9)"),
+    ({"class": "SklearnTabular", "parameters": {"name": "iris"}}, [3], "class 3 does not exist: the data has 3 classes"),
+    ({"class": "TorchVisionSource", "parameters": {"dataset": "CIFAR100", "target": "coarse", "download": False}}, [20],
+     "class 20 does not exist: the data has 20 classes"),
+])
+def test_validate_refuses_a_class_the_source_does_not_have_without_loading(tmp_path, capsys, source, classes, said):
+    config = tiny_config(tmp_path)
+    config["data"]["source"] = source
+    config["data"]["forget"] = {"class": "ClassForget", "parameters": {"classes": classes}}
+    expect_error(tmp_path, capsys, config, "data.forget.parameters.classes", said, extra=("--validate",))
+
+
 def test_empty_forget_set(tmp_path, capsys):
     config = tiny_config(tmp_path)
     config["data"]["forget"] = {"class": "IndexForget", "parameters": {"indices": []}}

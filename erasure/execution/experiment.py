@@ -202,6 +202,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
             forget = [build(f, "forget", f"data.forget[{i}]") for i, f in enumerate(data["forget"])]
         else:
             forget = build(data["forget"], "forget", "data.forget")
+        _check_forget_classes(source, forget)
         model_spec = {k: v for k, v in config["model"].items() if k not in ("checkpoint", "checkpoint_sha256")}
         validate_spec(model_spec, "model", "model")
         checkpoint, checkpoint_sha256 = _checkpoint(config["model"])
@@ -254,6 +255,21 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256, named_partitions=named_partitions,
         tuning=tuning, unlearning_seeds=config.get("unlearning_seeds"),
     )
+
+
+def _check_forget_classes(source: Any, forget: Any) -> None:
+    """Where the source knows its classes without loading, a forget set's classes are checked now
+    (``--validate`` included); elsewhere when the data is loaded."""
+    num_classes = source.known_num_classes()
+    if num_classes is None:
+        return
+    specs = [(f, f"data.forget[{i}]") for i, f in enumerate(forget)] if isinstance(forget, list) else [(forget, "data.forget")]
+    for spec, path in specs:
+        try:
+            spec.check_num_classes(num_classes)
+        except ConfigError as exc:
+            exc.path = join_path(join_path(path, "parameters"), exc.path)
+            raise
 
 
 def _settings(cls: type, params: dict[str, Any], path: str) -> Any:

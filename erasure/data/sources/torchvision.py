@@ -20,6 +20,9 @@ from erasure.core.errors import ConfigError, closest
 from erasure.core.params import NonNegativeInt, PathText, PositiveFloat
 from erasure.data.dataset import Dataset, DataSource, LazyInputs
 
+# Classes of the datasets whose label set is fixed (checked by --validate without loading).
+KNOWN_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "KMNIST": 10, "CIFAR10": 10, "SVHN": 10, "STL10": 10}
+
 # The standard CIFAR-100 fine → coarse (superclass) table, fine labels in torchvision's order.
 CIFAR100_COARSE = [
     4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11,
@@ -184,6 +187,11 @@ class TorchVisionSource(DataSource):
         except RuntimeError as exc:
             hint = "" if self.download else " (download is false: put the files in root or set download to true)"
             raise RuntimeError(f"{self.dataset} could not be loaded from {self.root!r}: {exc}{hint}") from exc
+
+    def known_num_classes(self) -> int | None:
+        if self.dataset == "CIFAR100":
+            return 20 if self.target == "coarse" else 100
+        return KNOWN_CLASSES.get(self.dataset) if self.target == "fine" else None
 
     def load(self) -> Dataset:
         from torch.utils.data import ConcatDataset
