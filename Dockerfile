@@ -11,11 +11,9 @@ ENV PYTHONUNBUFFERED=1 \
     ERASURE_CACHE_DIR=/app/.cache/models
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
-
-COPY main.py README.md ./
+COPY requirements.txt pyproject.toml main.py README.md ./
 COPY erasure ./erasure
+RUN pip install -r requirements.txt
 COPY configs ./configs
 
 CMD ["python", "main.py", "configs/proof_of_concept.jsonc", "--no-progress"]

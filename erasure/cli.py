@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any, Sequence
 
 from erasure import __version__
@@ -128,8 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.imports:
             from erasure.core.factory import import_user_modules
+            from erasure.execution.experiment import plugin_folders
 
-            import_user_modules(args.imports, "--import")
+            import_user_modules(args.imports, "--import", plugin_folders(args.config) if args.config else [Path.cwd()])
         if args.list:
             print(list_components(args.list))
             return 0

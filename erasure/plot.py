@@ -1,11 +1,12 @@
-"""Plots from results: ``python -m erasure.plot trajectories RESULTS -o out.png [--reference GoldModel]``.
+"""Plots from results: ``python -m erasure.plot trajectories RESULTS -o out.png [--reference GoldModel] [--by metric]``.
 
 ``trajectories`` draws the per-epoch trajectories of every unlearner that logged rows with a
-``step`` (MIRegularized): one panel per metric (Î on one scale, then the accuracies on forget,
-retain and test), one line per unlearner (mean ± std over the trials present at each epoch), the
-reference's final value dashed, integer epochs, the legend outside the panels, and a last panel
-with the number of trials per epoch (trials that stop early leave the mean). It is the same
-figure as in ``erasure report``. RESULTS is a results CSV or its output directory.
+``step`` (MIRegularized), in the style of Xu & Strohmer's figures: one panel per unlearner (its
+label and γ), Î(Ŷ;Z) on the left axis and remain / unlearn / test accuracy on the right, mean ± std
+over the trials present at each epoch (trials that stop early leave the mean; n in the title), and
+the reference's final unlearn and test accuracy dashed. ``--by metric`` draws one panel per metric
+with one line per unlearner instead, and a panel with the number of trials per epoch. It is the
+same figure as in ``erasure report``. RESULTS is a results CSV or its output directory.
 """
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ def mean_std(by_step: dict[int, list[float]]) -> tuple[np.ndarray, np.ndarray, n
     return np.array(steps), mean, std
 
 
-def plot_trajectories(results: str | Path, output: str | Path, reference: str | None = None) -> list[str]:
-    """Write the trajectories figure (format from the suffix of ``output``); returns the unlearners drawn."""
+def plot_trajectories(results: str | Path, output: str | Path, reference: str | None = None,
+                      by: str = "unlearner") -> list[str]:
+    """Write the trajectories figure (format from the suffix of ``output``; ``by`` "unlearner": a panel
+    per unlearner with Î and the accuracies on twin axes, or "metric": a panel per metric); returns
+    the unlearners drawn."""
     from erasure.report.data import load_run
     from erasure.report.figures import trajectories
     from erasure.report.static import save
@@ -35,7 +39,7 @@ def plot_trajectories(results: str | Path, output: str | Path, reference: str | 
     run = load_run(results, reference=reference)
     if reference is not None and reference not in run.unlearners:
         raise ValueError(f"unknown --reference {reference!r}; the labels in {results} are: {', '.join(run.unlearners)}")
-    figure = trajectories(run)
+    figure = trajectories(run, by=by)
     if figure is None:
         raise ValueError(f"{results} has no trajectory rows (rows with a step)")
     save(figure, [Path(output)])
@@ -49,9 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     traj.add_argument("results", help="results CSV written by a run, or its output directory")
     traj.add_argument("-o", "--output", default="trajectories.png", help="image file to write (default trajectories.png)")
     traj.add_argument("--reference", help="label whose final values are drawn dashed (default: the GoldModel entry)")
+    traj.add_argument("--by", choices=("unlearner", "metric"), default="unlearner",
+                      help="a panel per unlearner, Î and the accuracies on twin axes (default), or a panel per metric")
     args = parser.parse_args(argv)
     try:
-        names = plot_trajectories(args.results, args.output, args.reference)
+        names = plot_trajectories(args.results, args.output, args.reference, args.by)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}")
         return 2

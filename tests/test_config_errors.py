@@ -45,6 +45,20 @@ def test_unknown_top_level_key_suggests_the_closest(tmp_path, capsys):
     expect_error(tmp_path, capsys, config, "evaluator", "unknown key 'evaluator'", "did you mean 'evaluators'")
 
 
+@pytest.mark.parametrize("where,spec,said", [
+    ("evaluators", {"class": "Umia"}, "did you mean 'UMIA'"),
+    ("optimizer", {"class": "Adamw"}, "did you mean 'AdamW'"),
+    ("optimizer", {"class": "torch.optim.Adamw"}, "did you mean 'torch.optim.AdamW'"),
+])
+def test_a_case_only_typo_suggests_the_right_name(tmp_path, capsys, where, spec, said):
+    config = tiny_config(tmp_path)
+    if where == "evaluators":
+        config["evaluators"] = [spec]
+    else:
+        config["training"]["optimizer"] = spec
+    expect_error(tmp_path, capsys, config, said)
+
+
 def test_unknown_class_suggests_registered_names(tmp_path, capsys):
     config = with_unlearner(tmp_path, {"class": "NegGard"})
     expect_error(tmp_path, capsys, config, "unlearners[2].class", "unknown unlearner class 'NegGard'", "NegGrad")
@@ -112,6 +126,19 @@ def test_forget_class_not_in_the_data(tmp_path, capsys):
     config = tiny_config(tmp_path)
     config["data"]["forget"] = {"class": "ClassForget", "parameters": {"classes": [7]}}
     expect_error(tmp_path, capsys, config, "data.forget.parameters.classes", "class 7 is not in the training data")
+
+
+@pytest.mark.parametrize("source,classes,said", [
+    ({"class": "SklearnDigits"}, [3, 12], "class 12 does not exist: the data has 10 classes (0 to 9)"),
+    ({"class": "SklearnTabular", "parameters": {"name": "iris"}}, [3], "class 3 does not exist: the data has 3 classes"),
+    ({"class": "TorchVisionSource", "parameters": {"dataset": "CIFAR100", "target": "coarse", "download": False}}, [20],
+     "class 20 does not exist: the data has 20 classes"),
+])
+def test_validate_refuses_a_class_the_source_does_not_have_without_loading(tmp_path, capsys, source, classes, said):
+    config = tiny_config(tmp_path)
+    config["data"]["source"] = source
+    config["data"]["forget"] = {"class": "ClassForget", "parameters": {"classes": classes}}
+    expect_error(tmp_path, capsys, config, "data.forget.parameters.classes", said, extra=("--validate",))
 
 
 def test_empty_forget_set(tmp_path, capsys):

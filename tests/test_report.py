@@ -15,6 +15,7 @@ import pytest
 from conftest import make_runner, tiny_config
 from erasure.report import build_report, main
 from erasure.report import figures as F
+from erasure.report import html
 from erasure.report.data import load_run
 from erasure.report.tables import mean_cell
 from erasure.results.directory import read_artifacts, save_artifact
@@ -162,11 +163,25 @@ def test_figure_data(report):
     assert means["GoldModel"].role == "gold" and means["Identity"].role == "identity"
     cost = figures["cost_vs_quality"].panels[0]
     assert cost.x_log and cost.y_label == "gold gap"
-    traj = figures["trajectories"]
-    titles = [p.title for p in traj.panels]
+    traj = figures["trajectories"]  # the seed paper's style: a panel per unlearner, Î left, accuracies right
+    assert [p.title for p in traj.panels] == ["MI (n=2)"]
+    panel = traj.panels[0]
+    assert panel.y_label == "Î(Ŷ;Z) (nats)" and panel.y2_label == "accuracy" and panel.x_integer
+    lines = {t.name: t for t in panel.traces if t.kind == "line"}
+    assert set(lines) == {"Î(Ŷ;Z)", "Î(Ŷ;Z) per batch", "remain accuracy", "unlearn accuracy", "test accuracy"}
+    assert {lines[n].axis for n in lines} == {"y", "y2"}
+    assert {n for n in lines if lines[n].axis == "y"} == {"Î(Ŷ;Z)", "Î(Ŷ;Z) per batch"}
+    assert lines["unlearn accuracy"].x == [0, 1, 2]
+    dashed = [t for t in panel.traces if t.kind == "hline"]
+    assert {t.name for t in dashed} == {"GoldModel: final unlearn accuracy", "GoldModel: final test accuracy"}
+    assert all(t.axis == "y2" for t in dashed)
+    right = F.axis_range(panel, "y2")
+    assert right[1] - right[0] >= F.MIN_SPAN and right != [0.0, 1.02], "accuracies scaled to the data, not flattened"
+    by_metric = F.trajectories(run, by="metric")
+    titles = [p.title for p in by_metric.panels]
     assert titles[0] == "Î(Ŷ;Z) (nats)" and titles[-1] == "trials per epoch"
-    assert all(p.x_integer for p in traj.panels)
-    counts = traj.panels[-1].traces[0]
+    assert all(p.x_integer for p in by_metric.panels)
+    counts = by_metric.panels[-1].traces[0]
     assert counts.name == "MI" and counts.x == [0, 1, 2] and counts.y == [2.0, 2.0, 2.0]
     dist = figures["distribution_epsilon"]
     values = {t.name: t.y for t in dist.panels[0].traces}
@@ -238,6 +253,76 @@ def test_cli_writes_the_page_tables_and_static_figures(report, tmp_path, capsys)
     assert "Figures: 10 files" in capsys.readouterr().out
     assert main([str(tmp_path / "nothing"), "-o", str(out)]) == 2
     assert "no results file" in capsys.readouterr().err
+
+
+def test_references_are_outlined_underneath_and_a_hidden_method_is_named(report):
+    _, first, _ = report
+    run = load_run(first)
+    panel = F.scatter_panel(run, "accuracy_retain", "accuracy_forget", "forget vs retain")
+    means = [t for t in panel.traces if t.opacity == 1]
+    roles = [t.role for t in means]
+    assert roles.index("method") > max(i for i, r in enumerate(roles) if r != "method"), "references drawn first"
+    assert all(t.hollow == (t.role == "gold") for t in means), "gold's star is outlined: a method under it shows"
+    gold = next(t for t in means if t.role == "gold")
+    method = next(t for t in means if t.role == "method")
+    method.x, method.y = list(gold.x), list(gold.y)  # a method exactly on gold's mark
+    panel.notes = F.overlaps(panel)
+    assert f"In forget vs retain, GoldModel and {method.name} overlap." in panel.notes
+    figure = F.Figure("x", "x", "Caption.", [panel])
+    assert f"GoldModel and {method.name} overlap." in figure.caption and figure.caption.startswith("Caption. In ")
+
+
+def test_reference_colours_stand_apart_from_every_method_colour():
+    def rgb(color):
+        return np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], float)
+
+    assert min(np.linalg.norm(rgb(F.GOLD_COLOR) - rgb(c)) for c in F.PALETTE) > 150, "gold is black, no method is"
+    assert np.ptp(rgb(F.IDENTITY_COLOR)) == 0 and all(np.ptp(rgb(c)) > 40 for c in F.PALETTE), "only Identity is grey"
+
+
+def test_axes_follow_the_points_not_the_intervals_and_never_zoom_into_seed_noise():
+    wide = F.Panel("p", "x", "y", traces=[F.Trace("a", [0.4], [0.5], y_error=([0.0], [1.0])),
+                                          F.Trace("b", [0.6], [0.6])])
+    low, high = F.axis_range(wide, "y")
+    assert 0.45 < low < 0.5 and 0.6 < high < 0.65, "a 3-seed interval does not stretch the axis"
+    noise = F.Panel("p", "x", "y", min_span={"y": F.MIN_SPAN},
+                    traces=[F.Trace("a", [0.0], [0.995]), F.Trace("b", [1.0], [0.999])])
+    low, high = F.axis_range(noise, "y")
+    assert high - low >= F.MIN_SPAN and low <= 0.9 and high < 1.01, "0.995 and 0.999 look close, as they are"
+
+
+def test_a_metric_that_fails_the_self_check_is_marked_in_the_figures(report):
+    _, first, _ = report
+    run = load_run(first)
+    flagged = [m for m in ("accuracy_retain", "accuracy_test") if run.self_check(m) in F.FLAGGED]
+    passing = [m for m in ("accuracy_retain", "accuracy_test") if m not in flagged]
+    for metric in flagged:
+        panel = F.scatter_panel(run, metric, "accuracy_forget", "p")
+        assert panel.flagged == ("x",) and panel.x_label.endswith("(fails the self-check)")
+        assert any("fails the self-check" in n for n in panel.notes)
+        layout = html.plotly_figure(F.Figure("k", "t", "c", [panel])).layout
+        assert layout.xaxis.title.font.color == "#999999"
+    for metric in passing:
+        assert F.scatter_panel(run, metric, "accuracy_forget", "p").flagged == ()
+
+
+def test_log_axes_use_one_tick_style(report):
+    _, first, _ = report
+    cost = next(f for f in F.run_figures(load_run(first)) if f.key == "cost_vs_quality")
+    layout = html.plotly_figure(cost).layout
+    assert layout.xaxis.type == "log" and layout.xaxis.exponentformat == "power" and layout.xaxis.dtick == 1
+
+
+def test_a_lighter_page_shares_one_plotly_file(report, tmp_path):
+    _, first, second = report
+    a = build_report([first], tmp_path / "a.html", static=False, plotly_js="file")
+    script = tmp_path / "plotly.min.js"
+    stamp = script.stat().st_mtime_ns
+    build_report([second], tmp_path / "b.html", static=False, plotly_js="file")
+    assert script.stat().st_mtime_ns == stamp, "the shared file is written once"
+    text = a.html.read_text()
+    assert "* plotly.js v" not in text and '<script type="text/javascript" src="plotly.min.js">' in text
+    assert len(text) < 500_000 < script.stat().st_size
 
 
 def test_trajectory_plot_rejects_an_unknown_reference(report, tmp_path, capsys):

@@ -102,3 +102,17 @@ def test_without_identity_the_table_says_the_self_check_did_not_run():
     table = format_wide(summarize(data, targets=TARGETS), TARGETS)
     assert "Self-check not run" in table and "! self-check" not in table
     assert "Identity (no unlearning) has gold gap" not in table
+
+
+def test_long_labels_keep_the_priority_order_and_never_swap_in_a_flagged_metric():
+    """With a long label, accuracy_test (wider: it has a Δ gold column) may not fit; then neither does
+    anything after it, and the flagged accuracy_retain never takes its place."""
+    records = summarize(experiment(label="a rather long label for one unlearner=1e-3"), targets=TARGETS)
+    full = format_wide(records, TARGETS, max_width=400).splitlines()[0]
+    order = [m for m in ("accuracy_forget", "umia_accuracy", "accuracy_test", "accuracy_retain") if m in full]
+    assert order == ["accuracy_forget", "umia_accuracy", "accuracy_test", "accuracy_retain"]
+    assert full.index("accuracy_test") < full.index("accuracy_retain !"), "flagged metrics come last"
+    for width in range(60, 200, 5):
+        header = format_wide(records, TARGETS, max_width=width).splitlines()[0]
+        shown = [m for m in ("accuracy_forget", "umia_accuracy", "accuracy_test", "accuracy_retain") if m in header]
+        assert shown == order[:len(shown)], (width, header)

@@ -34,7 +34,8 @@ def tuning_config(tmp_path: Path, **tuning) -> dict:
 
 def run(config, **options):
     options.setdefault("use_cache", False)
-    return Runner(build_experiment(copy.deepcopy(config)), progress=False, out=lambda *_: None, **options).run()
+    options.setdefault("out", lambda *_: None)
+    return Runner(build_experiment(copy.deepcopy(config)), progress=False, **options).run()
 
 
 def trials(output_dir: Path) -> list[dict]:
@@ -132,12 +133,15 @@ def test_objectives():
 def tuned(tmp_path_factory):
     """One tuned run: its output directory and report."""
     folder = tmp_path_factory.mktemp("tuned")
-    report = run(tuning_config(folder))
-    return folder / "out", report
+    config = tuning_config(folder)
+    config["unlearners"].append({"class": "FineTuning", "label": "FT as given", "search": {}, "parameters": {"epochs": 1}})
+    said: list[str] = []
+    report = run(config, out=said.append)
+    return folder / "out", report, said
 
 
 def test_every_method_gets_the_same_budget_and_the_paper_default_first(tuned):
-    out, _ = tuned
+    out, _, said = tuned
     rows = trials(out)
     assert {m: sum(r["method"] == m for r in rows) for m in ("FineTuning", "NegGrad")} == {"FineTuning": 3, "NegGrad": 3}
     first = {r["method"]: json.loads(r["parameters"]) for r in rows if r["trial"] == "0"}
@@ -145,10 +149,21 @@ def test_every_method_gets_the_same_budget_and_the_paper_default_first(tuned):
     assert first["NegGrad"] == {"epochs": 1, "lr": 0.001}
     assert all(r["state"] == "COMPLETE" for r in rows)
     assert all(json.loads(r["parameters"])["epochs"] <= 2 for r in rows), "max_epochs caps every method alike"
+    assert "FT as given" not in {r["method"] for r in rows}
+
+
+def test_an_untuned_method_is_named_and_warned_about(tuned):
+    _, _, said = tuned
+    assert any(line.startswith("tuning 2 method(s) (FineTuning, NegGrad)") for line in said), said
+    warnings = [line for line in said if line.startswith("warning: not tuned")]
+    assert len(warnings) == 1 and "FT as given" in warnings[0], said
+    assert "GoldModel" not in warnings[0] and "Identity" not in warnings[0], "references have nothing to tune"
+    per_trial = [line for line in said if line.startswith("tuning NegGrad trial ")]
+    assert len(per_trial) == 3 and "trial 3/3: gold_gap " in per_trial[-1] and '"lr"' in per_trial[-1], said
 
 
 def test_the_evaluation_uses_the_best_parameters_and_says_where_they_came_from(tuned):
-    out, report = tuned
+    out, report, _ = tuned
     best = json.loads((out / "tuning" / "best.json").read_text())
     rows = read_rows(report.results_path)
     for method in ("FineTuning", "NegGrad"):
@@ -160,7 +175,7 @@ def test_the_evaluation_uses_the_best_parameters_and_says_where_they_came_from(t
         assert provenance == {"tuning_objective": pytest.approx(best[method]["value"]), "tuning_trials": 3.0}
     resolved = json.loads((out / "config.resolved.json").read_text())
     lr = {u["label"]: u["parameters"]["lr"] for u in resolved["unlearners"] if "lr" in u["parameters"]}
-    assert lr == {m: best[m]["parameters"]["lr"] for m in ("FineTuning", "NegGrad")}
+    assert lr == {**{m: best[m]["parameters"]["lr"] for m in ("FineTuning", "NegGrad")}, "FT as given": 0.02}
 
 
 def test_tuning_never_reads_the_test_split_or_the_evaluation_seeds(tmp_path, monkeypatch):
@@ -188,7 +203,7 @@ def test_tuning_never_reads_the_test_split_or_the_evaluation_seeds(tmp_path, mon
 
 
 def test_a_fixed_sampler_seed_chooses_the_same_parameters(tuned, tmp_path):
-    out, _ = tuned
+    out, _, _ = tuned
     again = tmp_path / "again"
     run(tuning_config(again))
     first, second = (json.loads((d / "tuning" / "best.json").read_text()) for d in (out, again / "out"))

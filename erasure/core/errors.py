@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import signal
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 class ConfigError(Exception):
@@ -25,6 +26,19 @@ class ConfigError(Exception):
         if self.file is None:
             self.file = file
         return self
+
+
+def closest(word: str, names: Iterable[str], n: int = 3, cutoff: float = 0.5) -> list[str]:
+    """The names closest to a mistyped ``word`` for a "did you mean" hint: those equal to it but
+    for case first (``Adamw`` -> ``AdamW``), then ``difflib``'s closest, compared case-blind."""
+    names = list(dict.fromkeys(names))
+    same = [name for name in names if name.lower() == word.lower()]
+    by_lower: dict[str, list[str]] = {}
+    for name in names:
+        by_lower.setdefault(name.lower(), []).append(name)
+    near = [name for match in difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=cutoff)
+            for name in by_lower[match]]
+    return list(dict.fromkeys([*same, *near]))[:n]
 
 
 def join_path(path: str, key: str | int) -> str:

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 import sysconfig
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from erasure.core import registry as reg
-from erasure.core.errors import ConfigError, join_path, watch_interrupts
+from erasure.core.errors import ConfigError, closest, join_path, watch_interrupts
 from erasure.core.params import check_parameters
 
 BUILTIN_ROOTS = ("erasure", "torch")
@@ -43,19 +43,35 @@ def allowed_imports(modules: list[str] | tuple[str, ...]) -> Iterator[None]:
         _IMPORTS.reset(token)
 
 
-def import_user_modules(modules: list[str], path: str = "imports") -> None:
-    """Import contributors' modules so that their components register (each checked first)."""
+def import_user_modules(modules: list[str], path: str = "imports", folders: Iterable[str | Path] = ()) -> None:
+    """Import contributors' modules so that their components register (each checked first).
+
+    ``folders`` (the config's own folder and the working directory) are appended to the Python path
+    first, so that ``mylab/`` beside ``mylab.jsonc`` imports without ``PYTHONPATH``: appended, never
+    prepended, so a file there cannot shadow an installed module (``torch``, ``erasure``)."""
+    if modules:
+        add_to_python_path(folders)
     for i, module in enumerate(modules):
         check_plugin_module(module, join_path(path, i))
         import_module(module, join_path(path, i))
+
+
+def add_to_python_path(folders: Iterable[str | Path]) -> None:
+    """Append each existing folder to ``sys.path`` unless it is already there (resolved)."""
+    present = {os.path.realpath(p or ".") for p in sys.path}
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if os.path.isdir(real) and real not in present:
+            sys.path.append(real)
+            present.add(real)
 
 
 def check_plugin_module(module: Any, path: str) -> None:
     """Refuse, before importing anything, a module that ``imports`` may not name.
 
     Allowed: modules of ``erasure`` and ``torch``; the user's own modules (found on the Python
-    path outside the standard library and site-packages: the directory of ``main.py``,
-    ``PYTHONPATH``, an editable checkout); installed packages that declare an ``erasure.plugins``
+    path outside the standard library and site-packages: the config's folder, the working
+    directory, the directory of ``main.py``, ``PYTHONPATH``, an editable checkout); installed packages that declare an ``erasure.plugins``
     entry point.
     Never a ``__main__`` module (it runs a program when imported).
     """
@@ -300,7 +316,7 @@ def resolve_class(name: str, slot: str, path: str) -> type:
         if name in known:
             cls = known[name]
         else:
-            close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+            close = closest(name, known, n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             listing = ", ".join(sorted(known)) if len(known) <= 40 else f"{len(known)} names (see --list {slot})"
             raise ConfigError(f"unknown {slot} class {name!r}{hint} Known: {listing}", path)
@@ -329,7 +345,9 @@ def _import_dotted(name: str, path: str) -> Any:
         raise ConfigError(f"expected a dotted class path like package.module.Class, got {name!r}", path)
     module = import_module(module_name, path)
     if not hasattr(module, attr):
-        raise ConfigError(f"module {module_name!r} has no class {attr!r}", path)
+        close = closest(attr, [n for n in dir(module) if not n.startswith("_")])
+        hint = f"; did you mean {' or '.join(repr(f'{module_name}.{c}') for c in close)}?" if close else ""
+        raise ConfigError(f"module {module_name!r} has no class {attr!r}{hint}", path)
     return getattr(module, attr)
 
 

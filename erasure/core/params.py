@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections.abc
 import contextlib
 import contextvars
-import difflib
 import inspect
 import math
 import types
@@ -21,7 +20,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Iterable, Iterator, Literal, Union
 
-from erasure.core.errors import ConfigError, join_path
+from erasure.core.errors import ConfigError, closest, join_path
 from erasure.core.paths import check_path_text
 
 
@@ -99,7 +98,7 @@ def check_partition_name(value: str, path: str) -> None:
     names = _PARTITIONS.get()
     if names is None or value in names:
         return
-    close = difflib.get_close_matches(value, names, n=2, cutoff=0.6)
+    close = closest(value, names, n=2, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise ConfigError(f"no partition {value!r}{hint} (defined partitions: {', '.join(names)})", path)
 
@@ -155,7 +154,7 @@ def check_parameters(
     takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
     for key in params:
         if key not in accepted and not takes_kwargs:
-            close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.5)
+            close = closest(key, accepted, n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             valid = ", ".join(n for n in accepted if n not in provided) or "none"
             raise ConfigError(
@@ -388,7 +387,7 @@ def check_search_space(cls: type, space: dict[str, Any], path: str) -> dict[str,
     for key, spec in space.items():
         where = join_path(path, key)
         if key not in accepted:
-            close = difflib.get_close_matches(key, accepted, n=3, cutoff=0.5)
+            close = closest(key, accepted, n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise ConfigError(f"{cls.__name__} has no parameter {key!r} to search{hint}", where)
         dimension = parse_dimension(spec, where)

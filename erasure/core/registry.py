@@ -12,9 +12,10 @@ from the signature, so a built component dumps to the config that rebuilds it.
 """
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, ClassVar
+
+from erasure.core.errors import closest
 
 _REGISTRIES: dict[str, dict[str, type]] = {}
 _BASES: dict[str, type] = {}
@@ -111,7 +112,7 @@ def lookup(kind: str, name: str) -> type:
     known = registry(kind)
     if name in known:
         return known[name]
-    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    close = closest(name, known, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise RegistryError(f"no {kind} named {name!r}{hint} Registered: {', '.join(known) or 'none'}")
 

@@ -234,6 +234,11 @@ class DataSource(Component, kind="data_source"):
     def load(self) -> Dataset:
         raise NotImplementedError
 
+    def known_num_classes(self) -> int | None:
+        """The number of classes, where the source knows it without loading (so ``--validate`` can
+        check a forget set's classes); None where only loading tells."""
+        return None
+
     def prepare(self, dataset: Dataset, train_idx: Tensor) -> Dataset:
         """Preprocessing fitted on the training split only (e.g. standardisation); identity by default."""
         return dataset

@@ -71,6 +71,9 @@ class ForgetSpec(Component, kind="forget"):
         """This spec for one experiment seed (e.g. a file name with ``{seed}`` filled in); itself by default."""
         return self
 
+    def check_num_classes(self, num_classes: int) -> None:
+        """Refuse, before any data is loaded, what cannot fit a source of ``num_classes`` classes."""
+
 
 def _values_in(values: Tensor, allowed: list[int]) -> Tensor:
     return torch.isin(values, torch.as_tensor(allowed, device=values.device))
@@ -98,6 +101,12 @@ class ClassForget(ForgetSpec):
     def check(self) -> None:
         if not self.classes:
             raise ConfigError("expected at least one class to forget, got []", "classes")
+
+    def check_num_classes(self, num_classes: int) -> None:
+        outside = [c for c in self.classes if c >= num_classes]
+        if outside:
+            raise ConfigError(f"class {outside[0]} does not exist: the data has {num_classes} classes "
+                              f"(0 to {num_classes - 1})", "classes")
 
     def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
         if dataset.multi_label:

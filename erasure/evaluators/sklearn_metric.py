@@ -2,7 +2,6 @@
 (ERASURE's ``TorchSKLearn`` measure, aiim-research/ERASURE erasure/evaluations/measures.py)."""
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, Callable, Literal
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from erasure.core.errors import ConfigError
+from erasure.core.errors import ConfigError, closest
 from erasure.core.params import PartitionName
 from erasure.results.targets import Target, as_gold, informational
 from erasure.evaluators.base import TASKS, Evaluator, ModelName, Outcome, Undefined
@@ -132,7 +131,7 @@ class SklearnMetric(Evaluator):
         fn = metric_function(self.metric)
         if fn is None:
             names = metric_names()
-            close = difflib.get_close_matches(self.metric, names, n=3, cutoff=0.5)
+            close = closest(self.metric, names, n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(close)}?" if close else ""
             raise ConfigError(f"{self.metric!r} is not a scoring function of sklearn.metrics{hint} "
                               f"(metrics: {', '.join(names)})", "metric")

@@ -175,9 +175,11 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
 
-def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check_output: bool = True) -> Experiment:
+def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check_output: bool = True,
+                     import_folders: list[Path] = ()) -> Experiment:
     """Validate the structure and build every component of a parsed config (``check_output``:
-    also check that the output directory can be written; workers, which write nothing, skip it)."""
+    also check that the output directory can be written; workers, which write nothing, skip it;
+    ``import_folders``: where the config's ``imports`` are also looked for)."""
     from erasure.data.partitions import Split
     from erasure.execution.settings import Execution
     from erasure.models.training import TrainingRecipe
@@ -187,7 +189,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     validate_structure(config)
     check_file_name(config["name"], "name")  # it names the default output directory
     imports = list(config.get("imports", []))
-    import_user_modules(imports)
+    import_user_modules(imports, folders=import_folders)
     registry.load_builtins()
     named_partitions, partition_names = _named_partitions(config["data"])
     with allowed_imports(imports), defined_partitions(partition_names):
@@ -200,6 +202,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
             forget = [build(f, "forget", f"data.forget[{i}]") for i, f in enumerate(data["forget"])]
         else:
             forget = build(data["forget"], "forget", "data.forget")
+        _check_forget_classes(source, forget)
         model_spec = {k: v for k, v in config["model"].items() if k not in ("checkpoint", "checkpoint_sha256")}
         validate_spec(model_spec, "model", "model")
         checkpoint, checkpoint_sha256 = _checkpoint(config["model"])
@@ -252,6 +255,21 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256, named_partitions=named_partitions,
         tuning=tuning, unlearning_seeds=config.get("unlearning_seeds"),
     )
+
+
+def _check_forget_classes(source: Any, forget: Any) -> None:
+    """Where the source knows its classes without loading, a forget set's classes are checked now
+    (``--validate`` included); elsewhere when the data is loaded."""
+    num_classes = source.known_num_classes()
+    if num_classes is None:
+        return
+    specs = [(f, f"data.forget[{i}]") for i, f in enumerate(forget)] if isinstance(forget, list) else [(forget, "data.forget")]
+    for spec, path in specs:
+        try:
+            spec.check_num_classes(num_classes)
+        except ConfigError as exc:
+            exc.path = join_path(join_path(path, "parameters"), exc.path)
+            raise
 
 
 def _settings(cls: type, params: dict[str, Any], path: str) -> Any:
@@ -311,6 +329,11 @@ def _checkpoint(model: dict[str, Any]) -> tuple[str | None, str | None]:
     return str(path), sha
 
 
+def plugin_folders(config_file: str | Path) -> list[Path]:
+    """Where a config's own modules are looked for: its folder, then the working directory."""
+    return [Path(config_file).expanduser().resolve().parent, Path.cwd()]
+
+
 def load_experiment(path: str | Path, overrides: list[str] = (), imports: list[str] = ()) -> Experiment:
     """Read (with the files it includes), override, validate and build; every error carries the
     name of the file that set the key at fault."""
@@ -322,7 +345,7 @@ def load_experiment(path: str | Path, overrides: list[str] = (), imports: list[s
             set_origin(origins, join_path_tokens(parse_path(assignment.split("=", 1)[0].strip())), str(path))
         if imports:
             config["imports"] = list(dict.fromkeys([*config.get("imports", []), *imports]))
-        experiment = build_experiment(config)
+        experiment = build_experiment(config, import_folders=plugin_folders(path))
         experiment.file = str(path)
         experiment.origins = origins
         return experiment

@@ -190,8 +190,9 @@ class Workspace:
             key, self.make_model(parts.dataset, derive_seed(seed, "model-init")), train,
             {"kind": tag, "seed": seed, "experiment": self.exp.name},
         )
-        how = "loaded from the cache" if hit else "trained"
-        event = f"seed {state.seed}: {name or tag} model (seed {seed}) {how} ({timing.wall_seconds:.1f} s to train)"
+        how = f"loaded from the cache (its training took {timing.wall_seconds:.1f} s)" if hit else \
+            f"trained in {timing.wall_seconds:.1f} s"
+        event = f"seed {state.seed}: {name or tag} model (seed {seed}) {how}"
         log.info(event)
         if not hit:
             self.events.append(event)
@@ -487,8 +488,8 @@ class Workspace:
                 if task.kind not in state.models:
                     self.reference(state, task.kind)
                     if not self.events:  # loaded from the cache: say so, with the time it took to train
-                        self.events.append(f"seed {task.seed}: {task.kind} model loaded from the cache "
-                                           f"({state.models[task.kind][1].wall_seconds:.1f} s to train)")
+                        self.events.append(f"seed {task.seed}: {task.kind} model loaded from the cache (its "
+                                           f"training took {state.models[task.kind][1].wall_seconds:.1f} s)")
             except RunError as exc:
                 fatal = str(exc)
             except BaseException as exc:

@@ -36,8 +36,10 @@ def unique_titles(titles: Sequence[str]) -> list[str]:
 
 
 def build_report(results: Sequence[str | Path], output: str | Path, titles: Sequence[str] | None = None,
-                 static: bool = True) -> ReportFiles:
-    """Write the report of one or several results files or directories; returns the files written."""
+                 static: bool = True, plotly_js: str = "inline") -> ReportFiles:
+    """Write the report of one or several results files or directories; returns the files written.
+    ``plotly_js`` "file": the page loads plotly.js from a ``plotly.min.js`` written once beside it
+    (several reports in one folder share it) instead of embedding its 4.8 MB."""
     from erasure.report import figures as F
     from erasure.report import html, tables
     from erasure.report.data import load_run
@@ -50,7 +52,9 @@ def build_report(results: Sequence[str | Path], output: str | Path, titles: Sequ
     compare = F.comparison(runs, [m for m in COMPARED if m in tables.comparison_metrics(runs)])
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(html.page(runs, per_run, compare), encoding="utf-8")
+    if plotly_js == "file":
+        _write_plotly_js(output.with_name(html.PLOTLY_FILE))
+    output.write_text(html.page(runs, per_run, compare, plotly_js), encoding="utf-8")
     files = ReportFiles(output, output.with_name("summary.md"), output.with_name("summary.tex"))
     files.markdown.write_text(tables.markdown(runs), encoding="utf-8")
     files.latex.write_text(tables.latex(runs), encoding="utf-8")
@@ -68,6 +72,19 @@ def build_report(results: Sequence[str | Path], output: str | Path, titles: Sequ
     return files
 
 
+def _write_plotly_js(path: Path) -> None:
+    """plotly.js beside the page, unless the same file is already there."""
+    from plotly.offline import get_plotlyjs
+
+    from erasure.results.files import atomic_write_text
+
+    script = get_plotlyjs()
+    if path.is_file() and not path.is_symlink() and path.stat().st_size == len(script.encode("utf-8")) \
+            and path.read_text(encoding="utf-8") == script:
+        return
+    atomic_write_text(path, script)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="erasure report", description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", help="results CSVs or output directories (several: compared on one page)")
@@ -75,9 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--title", action="append", default=[], help="a name per results argument, in order "
                         "(default: the experiment's name)")
     parser.add_argument("--no-static", action="store_true", help="skip the PNG/PDF figures (faster)")
+    parser.add_argument("--plotly-js", choices=("inline", "file"), default="inline",
+                        help="embed plotly.js in the page (one self-contained file, default), or load it from "
+                        "plotly.min.js written once beside the page (a lighter page; reports in one folder share it)")
     args = parser.parse_args(argv)
     try:
-        files = build_report(args.results, args.output, args.title, static=not args.no_static)
+        files = build_report(args.results, args.output, args.title, static=not args.no_static, plotly_js=args.plotly_js)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

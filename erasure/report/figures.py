@@ -14,12 +14,21 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from erasure.report.data import RunSummary
-from erasure.results.summary import GOLD_GAP, ROLE_GOLD, ROLE_IDENTITY
+from erasure.results.summary import FLAGGED, GOLD_GAP, ROLE_GOLD, ROLE_IDENTITY
 from erasure.results.targets import lookup
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
-SYMBOLS = ("circle", "diamond", "square", "triangle-up")  # methods 11-20 get the second shape, and so on
-GOLD_COLOR, IDENTITY_COLOR = "#b8860b", "#555555"
+# methods' colours; none is black or grey, which the references use
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+SYMBOLS = ("circle", "diamond", "square", "triangle-up")  # methods 10-18 get the second shape, and so on
+GOLD_COLOR, IDENTITY_COLOR = "#000000", "#8c8c8c"
+# the seed paper's figure: one colour per quantity, Î on the left axis and the accuracies on the right
+QUANTITY_COLORS = {"mutual_information": "#000000", "mutual_information_batches": "#8c8c8c",
+                   "accuracy_retain": "#1f77b4", "accuracy_forget": "#d62728", "accuracy_test": "#2ca02c"}
+QUANTITY_NAMES = {"mutual_information": "Î(Ŷ;Z)", "mutual_information_batches": "Î(Ŷ;Z) per batch",
+                  "accuracy_retain": "remain accuracy", "accuracy_forget": "unlearn accuracy",
+                  "accuracy_test": "test accuracy"}
+MIN_SPAN = 0.1  # a metric in [0, 1] gets an axis at least this wide: seed noise of 0.002 must not fill the panel
+OVERLAP = 0.02  # two means closer than this share of both axes are said to overlap
 # the membership attack drawn against test accuracy: the first of these that the results have
 PRIVACY_METRICS = ("umia_accuracy", "entropy_mia_member_rate", "mia_efficacy", "ulira_auc", "ulira_accuracy")
 TRAJECTORY_ORDER = ("mutual_information", "accuracy_forget", "accuracy_retain", "accuracy_test")
@@ -55,6 +64,8 @@ class Trace:
     symbol: str = "circle"  # for a method's points: one of SYMBOLS
     text: list[str] | None = None  # hover text per point
     group: str | None = None  # legend group (toggled together); default: the name
+    axis: Literal["y", "y2"] = "y"  # y2: the panel's right-hand axis
+    hollow: bool = False  # an outlined marker, so that a point under it stays visible
 
 
 @dataclass
@@ -68,6 +79,11 @@ class Panel:
     y_integer: bool = False
     categorical_x: bool = False
     y_range: tuple[float, float] | None = None
+    y2_label: str | None = None  # set when traces use the right-hand axis
+    y2_range: tuple[float, float] | None = None
+    min_span: dict[str, float] = field(default_factory=dict)  # per axis ("x", "y", "y2"): the narrowest range
+    flagged: tuple[str, ...] = ()  # axes whose metric fails the self-check (drawn grey)
+    notes: list[str] = field(default_factory=list)  # said in the figure's caption (e.g. overlapping points)
 
 
 @dataclass
@@ -78,10 +94,55 @@ class Figure:
     panels: list[Panel]
     columns: int = 2
 
+    def __post_init__(self) -> None:
+        notes = [n for p in self.panels for n in p.notes]
+        if notes:
+            self.caption += " " + " ".join(dict.fromkeys(notes))
+
+
+def axis_range(panel: Panel, axis: str) -> list[float] | None:
+    """The range both renderers give an axis ("x", "y" or "y2"): the data's (points, lines and
+    their bands; not the intervals, which are cut at the edge rather than squeeze the points) with
+    6% padding, at least ``panel.min_span`` wide; on a log axis in decades; None for a categorical
+    axis or one without data."""
+    fixed = {"y": panel.y_range, "y2": panel.y2_range}.get(axis)
+    if fixed:
+        return list(fixed)
+    if axis == "x" and panel.categorical_x:
+        return None
+    log = axis == "x" and panel.x_log
+    values: list[float] = []
+    for t in panel.traces:
+        if t.kind == "distribution" or (t.kind == "hline" and axis == "x"):
+            continue
+        if axis != "x" and t.axis != axis:
+            continue
+        values += [v for v in (t.x if axis == "x" else t.y) if v is not None]
+        if t.band is not None and axis != "x":
+            values += [v for side in t.band for v in side]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 or not log)]
+    if not values:
+        return None
+    if log:
+        values = [math.log10(v) for v in values]
+    low, high = min(values), max(values)
+    pad = 0.06 * (high - low) or 0.05 * max(abs(high), 1e-9)
+    low, high = low - pad, high + pad
+    span = panel.min_span.get(axis, 0.0)
+    if high - low < span:
+        middle = (low + high) / 2
+        low, high = middle - span / 2, middle + span / 2
+        if low < 0 <= min(values):  # a metric in [0, 1] stays inside [0, 1]
+            low, high = 0.0 - 0.06 * span, span
+        elif high > 1 >= max(values):
+            low, high = 1 - span, 1 + 0.06 * span
+    return [low, high]
+
 
 def styles(labels: Sequence[str], run: RunSummary) -> dict[str, tuple[str, str]]:
     """(colour, symbol) per unlearner label, stable across figures: the references get their own
-    colours, methods cycle through ten colours and then through the next marker shape."""
+    (black star, grey cross), methods cycle through nine colours and then through the next marker
+    shape."""
     out, i = {}, 0
     for label in labels:
         role = run.role(label)
@@ -103,13 +164,20 @@ def _role(run: RunSummary, label: str) -> Role:
 def scatter_panel(run: RunSummary, x_metric: str, y_metric: str, title: str, x_log: bool = False,
                   legend: bool = True) -> Panel | None:
     """Per-seed points (small, faint) and means with 95% intervals on both axes, one colour per
-    unlearner; GoldModel and Identity drawn as reference marks."""
+    unlearner; GoldModel (an outlined star) and Identity drawn first, so that a method on the same
+    spot stays visible (and the caption names it). A metric in [0, 1] gets an axis at least
+    :data:`MIN_SPAN` wide; a metric that fails the self-check is marked on its axis."""
     xs, ys = run.seed_values(x_metric), run.seed_values(y_metric)
     labels = [u for u in run.unlearners if u in xs and u in ys]
     if not labels:
         return None
     style = styles(run.unlearners, run)
-    panel = Panel(title, metric_label(x_metric), metric_label(y_metric), x_log=x_log)
+    flagged = tuple(axis for axis, m in (("x", x_metric), ("y", y_metric)) if run.self_check(m) in FLAGGED)
+    x_label, y_label = (metric_label(m) + (" (fails the self-check)" if a in flagged else "")
+                        for a, m in (("x", x_metric), ("y", y_metric)))
+    panel = Panel(title, x_label, y_label, x_log=x_log, flagged=flagged,
+                  min_span={a: MIN_SPAN for a, m in (("x", x_metric), ("y", y_metric)) if _unit_interval(run, m)})
+    labels.sort(key=lambda u: _role(run, u) == "method")  # references underneath
     for label in labels:
         seeds = [s for s in xs[label] if s in ys[label]]
         if not seeds:
@@ -123,11 +191,43 @@ def scatter_panel(run: RunSummary, x_metric: str, y_metric: str, title: str, x_l
         rx, ry = run.record(label, x_metric), run.record(label, y_metric)
         panel.traces.append(Trace(
             label, [rx["mean"]], [ry["mean"]], role=role, color=color, symbol=symbol, size=13 if role != "method" else 10,
-            legend=legend,
+            legend=legend, hollow=role == "gold",
             x_error=([rx["ci95_low"]], [rx["ci95_high"]]) if not math.isnan(rx["ci95_low"]) else None,
             y_error=([ry["ci95_low"]], [ry["ci95_high"]]) if not math.isnan(ry["ci95_low"]) else None,
             text=[f"{label}: mean over {rx['n']} seed(s)"]))
+    panel.notes += overlaps(panel)
+    if flagged:
+        panel.notes.append(f"{' and '.join(m for a, m in (('x', x_metric), ('y', y_metric)) if a in flagged)} "
+                           f"fails the self-check here (it does not separate {run.reference} from {run.identity}).")
     return panel
+
+
+def _unit_interval(run: RunSummary, metric: str) -> bool:
+    target = lookup(metric, run.targets)
+    return target is not None and target.low == 0 and target.high == 1
+
+
+def overlaps(panel: Panel) -> list[str]:
+    """Sentences naming the means that sit on the same spot (within :data:`OVERLAP` of both axes'
+    ranges), e.g. "In forget vs retain accuracy, SCRUB and GoldModel overlap."."""
+    means = [t for t in panel.traces if t.kind == "points" and t.opacity == 1 and len(t.x) == 1]
+    ranges = [axis_range(panel, a) for a in ("x", "y")]
+    if None in ranges:
+        return []
+
+    def position(t: Trace, axis: int, r: list[float]) -> float:
+        v = (t.x if axis == 0 else t.y)[0]
+        if axis == 0 and panel.x_log:
+            v = math.log10(max(v, 1e-12))
+        return (v - r[0]) / ((r[1] - r[0]) or 1.0)
+
+    groups: list[list[str]] = []
+    for i, a in enumerate(means):
+        near = [b.name for b in means[i + 1:]
+                if all(abs(position(a, k, r) - position(b, k, r)) < OVERLAP for k, r in enumerate(ranges))]
+        if near and not any(a.name in g for g in groups):
+            groups.append([a.name, *near])
+    return [f"In {panel.title}, {', '.join(g[:-1])} and {g[-1]} overlap." for g in groups]
 
 
 def forget_vs_utility(run: RunSummary) -> Figure | None:
@@ -140,8 +240,8 @@ def forget_vs_utility(run: RunSummary) -> Figure | None:
     gold = run.reference
     return Figure("forget_vs_utility", "Forgetting against utility",
                   f"Forget accuracy against retain and test accuracy: faint points are single seeds, large ones the "
-                  f"means with 95% intervals. {gold} (★) is the target, {run.identity} (✕) the model before unlearning.",
-                  panels)
+                  f"means with 95% intervals (cut at the panel's edge). {gold} (outlined black ★) is the target, "
+                  f"{run.identity} (grey ✕) the model before unlearning.", panels)
 
 
 def privacy_vs_utility(run: RunSummary) -> Figure | None:
@@ -173,31 +273,75 @@ def cost_vs_quality(run: RunSummary) -> Figure | None:
                   f"gap with its 95% interval (0 = {run.reference}); lower left is better.", [panel], columns=1)
 
 
-def trajectories(run: RunSummary) -> Figure | None:
-    """Per-epoch trajectories (rows with a step): one panel per metric with one line per unlearner
-    (mean ± std over the trials present at that step), the reference's final value dashed, and a
-    last panel with the number of trials per epoch (trials that stop early drop out)."""
+def trajectories(run: RunSummary, by: Literal["unlearner", "metric"] = "unlearner") -> Figure | None:
+    """Per-epoch trajectories (rows with a step), mean ± std over the trials present at each epoch
+    (trials that stop early drop out). ``by="unlearner"`` (default) is the style of Xu & Strohmer's
+    figures: one panel per unlearner, Î on the left axis and remain / unlearn / test accuracy on the
+    right, the reference's final unlearn and test accuracy dashed. ``by="metric"``: one panel per
+    metric with one line per unlearner, and a panel counting the trials per epoch."""
     table = run.trajectories()
     if not table:
         return None
+    return _trajectories_by_metric(run, table) if by == "metric" else _trajectories_by_unlearner(run, table)
+
+
+def _reference_finals(run: RunSummary, metrics: Sequence[str]) -> dict[str, float]:
+    finals = {}
+    for metric in metrics:
+        gold = run.seed_values(metric).get(run.reference)
+        if gold:
+            finals[metric] = float(np.mean(list(gold.values())))
+    return finals
+
+
+def _trajectories_by_unlearner(run: RunSummary, table: dict) -> Figure:
+    accuracies = [m for m in TRAJECTORY_ORDER[1:]]
+    finals = _reference_finals(run, ("accuracy_forget", "accuracy_test"))
+    panels = []
+    for label, by_metric in table.items():
+        information = "mutual_information" in by_metric
+        trials = max(len(v) for series in by_metric.values() for v in series.values())
+        panel = Panel(f"{label} (n={trials})", "epoch", QUANTITY_NAMES["mutual_information"] + " (nats)" if information
+                      else "accuracy", x_integer=True, y2_label="accuracy" if information else None)
+        acc_axis = "y2" if information else "y"
+        panel.min_span[acc_axis] = MIN_SPAN
+        for metric in ["mutual_information", *accuracies, *sorted(set(by_metric) - set(TRAJECTORY_ORDER))]:
+            if metric not in by_metric:
+                continue
+            steps, mean, std, _ = step_stats(by_metric[metric])
+            color = QUANTITY_COLORS.get(metric, PALETTE[len(panel.traces) % len(PALETTE)])
+            panel.traces.append(Trace(QUANTITY_NAMES.get(metric, metric), steps, mean, kind="line", color=color,
+                                      band=(list(mean - std), list(mean + std)), legend=len(panels) == 0,
+                                      axis="y" if metric.startswith("mutual_information") else acc_axis))
+        for metric, value in finals.items():
+            panel.traces.append(Trace(f"{run.reference}: final {QUANTITY_NAMES[metric]}", [], [value], kind="hline",
+                                      role="gold", color=QUANTITY_COLORS[metric], dash=True, legend=len(panels) == 0,
+                                      axis=acc_axis))
+        panels.append(panel)
+    return Figure("trajectories", "Per-epoch trajectories",
+                  "Per unlearner (n: trials, i.e. seeds): Î(Ŷ;Z) on the left axis, remain, unlearn and test accuracy "
+                  "on the right, mean ± std over the trials that reached each epoch (a trial stopped early leaves "
+                  f"the mean); dashed: {run.reference}'s final unlearn and test accuracy.", panels, columns=2)
+
+
+def _trajectories_by_metric(run: RunSummary, table: dict) -> Figure:
     style = styles(run.unlearners, run)
     metrics = [m for m in TRAJECTORY_ORDER if any(m in t for t in table.values())]
     metrics += sorted({m for t in table.values() for m in t} - set(metrics))
     panels = []
     for metric in metrics:
-        target = lookup(metric, run.targets)
-        y_range = (0.0, 1.02) if target is not None and target.low == 0 and target.high == 1 else None
-        panel = Panel(metric_label(metric), "epoch", metric_label(metric), x_integer=True, y_range=y_range)
+        panel = Panel(metric_label(metric), "epoch", metric_label(metric), x_integer=True,
+                      min_span={"y": MIN_SPAN} if _unit_interval(run, metric) else {})
         for label, by_metric in table.items():
             if metric not in by_metric:
                 continue
             steps, mean, std, _ = step_stats(by_metric[metric])
             panel.traces.append(Trace(label, steps, mean, kind="line", color=style[label][0],
                                       band=(list(mean - std), list(mean + std)), legend=metric == metrics[0]))
-        gold = run.seed_values(metric).get(run.reference)
+        gold = _reference_finals(run, [metric])
         if gold:
-            panel.traces.append(Trace(f"{run.reference} (final)", [], [float(np.mean(list(gold.values())))],
-                                      kind="hline", role="gold", color=GOLD_COLOR, dash=True, legend=metric == metrics[0]))
+            panel.traces.append(Trace(f"{run.reference} (final)", [], [gold[metric]], kind="hline", role="gold",
+                                      color=GOLD_COLOR, dash=True, legend=metric == metrics[0]))
         panels.append(panel)
     counts = Panel("trials per epoch", "epoch", "trials", x_integer=True, y_integer=True)
     for label, by_metric in table.items():

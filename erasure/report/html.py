@@ -101,10 +101,10 @@ def _plotly_traces(trace: F.Trace, panel: F.Panel) -> list[Any]:
             return dict(type="data", symmetric=False, array=_json_list(hi.clip(min=0)),
                         arrayminus=_json_list(lo.clip(min=0)), color=trace.color, thickness=1.2, width=3)
 
+        outline = dict(width=2, color=trace.color) if trace.hollow else dict(width=0.5, color="white")
         return [go.Scatter(x=trace.x, y=_json_list(trace.y), mode="markers", opacity=trace.opacity,
-                           marker=dict(symbol=trace.symbol, color=trace.color,
-                                       size=trace.size * (1.6 if trace.role == "gold" else 1),
-                                       line=dict(width=0.5, color="white")),
+                           marker=dict(symbol=trace.symbol + ("-open" if trace.hollow else ""), color=trace.color,
+                                       size=trace.size * (1.6 if trace.role == "gold" else 1), line=outline),
                            error_x=error(trace.x, trace.x_error), error_y=error(trace.y, trace.y_error),
                            hovertext=trace.text, **common)]
     if trace.kind == "line":
@@ -132,33 +132,6 @@ def _integer_step(panel: F.Panel, axis: str) -> int | None:
     return max(1, math.ceil((max(values) - min(values)) / 10))
 
 
-def _padded_range(panel: F.Panel, axis: str) -> list[float] | None:
-    """The data's range (error bars and bands included) with 6% padding, so that a marker on the
-    edge (an accuracy of 0) is drawn whole; on a log axis in decades, as Plotly wants; None for a
-    categorical axis."""
-    if axis == "y" and panel.y_range:
-        return list(panel.y_range)
-    log = axis == "x" and panel.x_log
-    if axis == "x" and panel.categorical_x:
-        return None
-    values: list[float] = []
-    for t in panel.traces:
-        if t.kind == "distribution" or (t.kind == "hline" and axis == "x"):
-            continue
-        values += [v for v in getattr(t, axis) if v is not None]
-        for extra in (getattr(t, f"{axis}_error"), t.band if axis == "y" else None):
-            if extra is not None:
-                values += [v for side in extra for v in side]
-    values = [float(v) for v in values if isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 or not log)]
-    if not values:
-        return None
-    if log:
-        values = [math.log10(v) for v in values]
-    low, high = min(values), max(values)
-    pad = 0.06 * (high - low) or 0.05 * max(abs(high), 1e-9)
-    return [low - pad, high + pad]
-
-
 def plotly_figure(figure: F.Figure) -> Any:
     """The Plotly figure of a :class:`~erasure.report.figures.Figure`."""
     from plotly.subplots import make_subplots
@@ -169,19 +142,30 @@ def plotly_figure(figure: F.Figure) -> Any:
     titles = [p.title for p in figure.panels] if n > 1 else None  # one panel: the section heading names it
     categorical = any(p.categorical_x for p in figure.panels)  # rotated labels below each panel need room
     height = (PANEL_HEIGHT + (120 if categorical else 0)) * rows
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.12 if cols > 1 else 0.02,
+    twin = any(p.y2_label for p in figure.panels)
+    specs = [[{"secondary_y": True} for _ in range(cols)] for _ in range(rows)] if twin else None
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, specs=specs,
+                        horizontal_spacing=(0.16 if twin else 0.12) if cols > 1 else 0.02,
                         vertical_spacing=min(0.3, (200 if categorical else 90) / height) if rows > 1 else 0.1)
     for i, panel in enumerate(figure.panels):
         r, c = i // cols + 1, i % cols + 1
+        where = dict(row=r, col=c)
         for trace in panel.traces:
             for t in _plotly_traces(trace, panel):
-                fig.add_trace(t, row=r, col=c)
+                fig.add_trace(t, **where, **({"secondary_y": trace.axis == "y2"} if twin else {}))
+        grey = dict(title_font_color="#999999")
         fig.update_xaxes(title_text=None if panel.categorical_x else panel.x_label, type="log" if panel.x_log else None,
-                         range=_padded_range(panel, "x"), dtick=_integer_step(panel, "x"), row=r, col=c)
-        fig.update_yaxes(title_text=panel.y_label, range=_padded_range(panel, "y"), dtick=_integer_step(panel, "y"),
-                         row=r, col=c)
+                         range=F.axis_range(panel, "x"), dtick=1 if panel.x_log else _integer_step(panel, "x"),
+                         **(grey if "x" in panel.flagged else {}), **where)
+        fig.update_yaxes(title_text=panel.y_label, range=F.axis_range(panel, "y"), dtick=_integer_step(panel, "y"),
+                         **(grey if "y" in panel.flagged else {}), **where, **({"secondary_y": False} if twin else {}))
+        if panel.y2_label:
+            fig.update_yaxes(title_text=panel.y2_label, range=F.axis_range(panel, "y2"), showgrid=False,
+                             secondary_y=True, **where)
     entries = len({t.name for p in figure.panels for t in p.traces if t.legend})
-    fig.update_yaxes(exponentformat="power")
+    # one tick style everywhere: 10⁻³ on log axes (no SI prefixes such as 10µ beside 0.001)
+    fig.update_xaxes(exponentformat="power", showexponent="all")
+    fig.update_yaxes(exponentformat="power", showexponent="all")
     fig.update_layout(height=max(height + 40, LEGEND_ENTRY * entries + 100), template="plotly_white",
                       margin=dict(l=60, r=20, t=40, b=60),
                       # side by side only on category axes: on a numeric one it would move points off their values
@@ -317,9 +301,17 @@ def describe_config(run: RunSummary) -> str:
 
 
 # ------------------------------------------------------------------------------ page
-def page(runs: Sequence[RunSummary], run_figures: Sequence[Sequence[F.Figure]], comparison: F.Figure | None) -> str:
-    """The whole HTML document."""
+PLOTLY_FILE = "plotly.min.js"
+
+
+def page(runs: Sequence[RunSummary], run_figures: Sequence[Sequence[F.Figure]], comparison: F.Figure | None,
+         plotly_js: str = "inline") -> str:
+    """The whole HTML document; ``plotly_js`` "inline" embeds plotly.js (one self-contained file,
+    ~4.8 MB), "file" loads it from :data:`PLOTLY_FILE` beside the page (shared by several reports)."""
     from plotly.offline import get_plotlyjs
+
+    script = (f'<script type="text/javascript">{get_plotlyjs()}</script>' if plotly_js == "inline"
+              else f'<script type="text/javascript" src="{PLOTLY_FILE}"></script>')
 
     title = "erasure report: " + ", ".join(run.title for run in runs)
     nav = [f'<a href="#run-{i}">{esc(run.title)}</a>' for i, run in enumerate(runs)]
@@ -359,7 +351,7 @@ def page(runs: Sequence[RunSummary], run_figures: Sequence[Sequence[F.Figure]], 
     generated = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<script>{CATCH_ERRORS}</script><style>{CSS}</style>"
-            f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
+            f"{script}</head><body>"
             f"<h1>{esc(title)}</h1><p class=\"meta\">erasure {esc(__version__)} · generated {generated}</p>"
             f"<nav>{''.join(nav)}</nav>{''.join(sections)}"
             f'<pre id="script-errors"></pre><script>{SORT_AND_REPORT}</script></body></html>')

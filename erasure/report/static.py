@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from erasure.report.figures import Figure, Panel
+from erasure.report.figures import Figure, Panel, axis_range
 
 MARKERS = {"star": "*", "x": "X", "circle": "o", "diamond": "D", "square": "s", "triangle-up": "^"}
 
@@ -26,29 +26,33 @@ def _errors(center: list[float], bounds: tuple[list[float], list[float]] | None)
 
 
 def draw_panel(ax: Any, panel: Panel) -> None:
-    """Draw one panel's traces on a matplotlib axis."""
+    """Draw one panel's traces on a matplotlib axis (and a twin axis on the right for ``y2``)."""
     from matplotlib.ticker import MaxNLocator
 
     categories = _categories(panel) if panel.categorical_x else []
     position = {c: i for i, c in enumerate(categories)}
     series = [t for t in panel.traces if t.kind in ("points", "line")]
     distributions = [t for t in panel.traces if t.kind == "distribution"]
+    right = ax.twinx() if panel.y2_label else None
     for t in panel.traces:
         label = t.name if t.legend else None
         x = [position[v] + 0.12 * (series.index(t) - (len(series) - 1) / 2) for v in t.x] if categories and t in series else t.x
+        on = right if t.axis == "y2" and right is not None else ax
         if t.kind == "points":
-            ax.scatter(x, t.y, s=(t.size * (1.8 if t.role == "gold" else 1)) ** 2 * 0.6, c=t.color, alpha=t.opacity,
-                       marker=MARKERS.get(t.symbol, "o"), label=label, zorder=3, edgecolors="white" if t.opacity == 1 else "none",
-                       linewidths=0.5)
+            marker = MARKERS.get(t.symbol, "o")
+            face = "none" if t.hollow and marker != "X" else t.color
+            edge = t.color if t.hollow else "white" if t.opacity == 1 else "none"
+            on.scatter(x, t.y, s=(t.size * (1.8 if t.role == "gold" else 1)) ** 2 * 0.6, facecolors=face, alpha=t.opacity,
+                       marker=marker, label=label, zorder=3, edgecolors=edge, linewidths=1.6 if t.hollow else 0.5)
             if t.x_error is not None or t.y_error is not None:
-                ax.errorbar(x, t.y, xerr=_errors(t.x, t.x_error), yerr=_errors(t.y, t.y_error), fmt="none",
+                on.errorbar(x, t.y, xerr=_errors(t.x, t.x_error), yerr=_errors(t.y, t.y_error), fmt="none",
                             ecolor=t.color, elinewidth=1, capsize=2, zorder=2)
         elif t.kind == "line":
-            ax.plot(x, t.y, color=t.color, marker=".", label=label, linestyle="--" if t.dash else "-")
+            on.plot(x, t.y, color=t.color, marker=".", label=label, linestyle="--" if t.dash else "-")
             if t.band is not None:
-                ax.fill_between(x, t.band[0], t.band[1], color=t.color, alpha=0.15, linewidth=0)
+                on.fill_between(x, t.band[0], t.band[1], color=t.color, alpha=0.15, linewidth=0)
         elif t.kind == "hline":
-            ax.axhline(t.y[0], color=t.color, linestyle="--", linewidth=1.2, label=label)
+            on.axhline(t.y[0], color=t.color, linestyle="--", linewidth=1.2, label=label)
     if distributions:
         drawable = [(np.asarray(t.y, float), position[t.x[0]], t) for t in distributions if len(t.y) > 1]
         if drawable:
@@ -71,12 +75,20 @@ def draw_panel(ax: Any, panel: Panel) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if panel.y_integer:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    if panel.y_range:
-        ax.set_ylim(*panel.y_range)
+    for axis, target in (("x", ax), ("y", ax), ("y2", right)):
+        limits = axis_range(panel, axis) if target is not None else None
+        if limits is not None:
+            if axis == "x":
+                target.set_xlim(*(10 ** v for v in limits) if panel.x_log else limits)
+            else:
+                target.set_ylim(*limits)
     ax.set_title(panel.title, fontsize=10)
+    grey = {"color": "#999999"}
     if not categories:
-        ax.set_xlabel(panel.x_label)
-    ax.set_ylabel(panel.y_label)
+        ax.set_xlabel(panel.x_label, **(grey if "x" in panel.flagged else {}))
+    ax.set_ylabel(panel.y_label, **(grey if "y" in panel.flagged else {}))
+    if right is not None:
+        right.set_ylabel(panel.y2_label)
     ax.grid(alpha=0.3)
 
 
@@ -100,7 +112,7 @@ def draw(figure: Figure) -> Any:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles: dict[str, Any] = {}
-    for ax in axes.flat:
+    for ax in fig.axes:  # the panels and their twin axes
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)
     fig.suptitle(figure.title)

@@ -327,6 +327,15 @@ def format_table(records: list[dict[str, Any]], targets: Mapping[str, Target] | 
     return "\n".join(lines)
 
 
+def column_order(metrics: Iterable[str], headline: Iterable[str], check: Mapping[str, str]) -> list[str]:
+    """The order in which the end-of-run table fills its columns: the metrics that pass (or skip) the
+    self-check before those it flags, each group in :data:`HEADLINE` priority (forget, MIA, test,
+    retain, ...) and then in the results' order."""
+    metrics = list(metrics)
+    priority = [h for h in headline if h in metrics] + [m for m in metrics if m not in headline]
+    return sorted(priority, key=lambda m: check.get(m, "") in FLAGGED)
+
+
 def _clip_text(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -365,9 +374,8 @@ def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | N
     if ranked:
         columns.append(column("gold gap", "ideal 0", [mean_cell(u, GOLD_GAP, GOLD_GAP_TARGET, False) for u in unlearners]))
     width = sum(w for _, w in columns) + 2 * (len(columns) - 1)
-    headline = [h for h in headline if h in metrics]
     shown = []
-    for m in headline + [m for m in metrics if m not in headline]:
+    for m in column_order(metrics, headline, check):
         target = lookup(m, targets)
         new = [column(m + (" !" if check[m] in FLAGGED else ""), target.describe() if target else "",
                       [mean_cell(u, m, target) for u in unlearners])]
@@ -375,10 +383,11 @@ def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | N
             new.append(column("", "Δ gold", ["" if u == reference or (u, m) not in cells
                                              else fmt_diff(cells[(u, m)]["diff_vs_reference"], target) for u in unlearners]))
         extra = sum(w + 2 for _, w in new)
-        if width + extra <= max_width:
-            columns += new
-            width += extra
-            shown.append(m)
+        if width + extra > max_width:
+            break  # never let a later (lower-priority, or flagged) metric take the place of this one
+        columns += new
+        width += extra
+        shown.append(m)
     lines = ["  ".join(texts[i].ljust(w) for texts, w in columns).rstrip() for i in range(len(unlearners) + 2)]
     lines.insert(2, "  ".join("-" * w for _, w in columns))
     seeds = max(r["n"] for r in records)

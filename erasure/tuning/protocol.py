@@ -45,6 +45,13 @@ def tunable(experiment: Experiment) -> list[UnlearnerEntry]:
     return [e for e in experiment.unlearners if e.search]
 
 
+def untuned_methods(experiment: Experiment) -> list[str]:
+    """Labels of the methods the protocol leaves untuned: no search space, and not a reference
+    (GoldModel, Identity), which have nothing to tune."""
+    return [e.label for e in experiment.unlearners
+            if not e.search and e.spec["class"].rsplit(".", 1)[-1] not in REFERENCES]
+
+
 def capped(search: dict[str, Any], max_epochs: int | None) -> dict[str, Any]:
     """The search space with every epoch-like dimension capped at ``max_epochs`` (the same cap for every method)."""
     if max_epochs is None:
@@ -188,8 +195,15 @@ class Tuner:
         gold, original, gold_seconds = self._reference_values()
         studies = {e.label: (e, self._study(e)) for e in entries}
         budget = self.settings.trials
-        self.out(f"tuning {len(entries)} method(s), {budget} trials each, objective {self.settings.objective}, "
-                 f"tuning seeds {self.settings.seeds} (validation split {self.settings.validation_fraction:g} of train)")
+        self.out(f"tuning {len(entries)} method(s) ({', '.join(e.label for e in entries)}), {budget} trials each, "
+                 f"objective {self.settings.objective}, tuning seeds {self.settings.seeds} "
+                 f"(validation split {self.settings.validation_fraction:g} of train)")
+        untuned = untuned_methods(self.exp)
+        if untuned:
+            message = (f"not tuned (no search space): {', '.join(untuned)}; they run with their config's parameters "
+                       f"against tuned methods. Declare search_space on the class or give the entry a \"search\"")
+            log.warning(message)
+            self.out(f"warning: {message}")
         while True:
             batch: list[_Trial] = []
             for label, (entry, study) in studies.items():
@@ -250,11 +264,18 @@ class Tuner:
             t.trial.set_user_attr("seed_values", {str(k): v for k, v in values.items()})
             if reasons == ["pruned"]:
                 study.tell(t.trial, state=optuna.trial.TrialState.PRUNED)
+                outcome = "pruned"
             elif reasons or len(values) < len(self.settings.seeds):
                 t.trial.set_user_attr("reason", "; ".join(reasons))
                 study.tell(t.trial, state=optuna.trial.TrialState.FAIL)
+                outcome = f"failed ({'; '.join(reasons)[:200]})"
             else:
-                study.tell(t.trial, sum(values.values()) / len(values))
+                value = sum(values.values()) / len(values)
+                study.tell(t.trial, value)
+                outcome = f"{self.settings.objective} {value:.4g}"
+            tried = {k: v for k, v in t.parameters.items() if k in studies[t.method][0].search}
+            self.out(f"tuning {t.method} trial {t.trial.number + 1}/{self.settings.trials}: {outcome}  "
+                     f"{json.dumps(tried, sort_keys=True, default=str)}")
 
     def _finish(self, studies: dict) -> dict[str, Tuned]:
         """Write ``tuning/trials.csv`` and ``tuning/best.json``; the best parameters per method."""

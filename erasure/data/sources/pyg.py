@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import _compat_pickle
 import contextlib
-import difflib
 import inspect
 import os
 import pickle
@@ -31,7 +30,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 import torch
 
-from erasure.core.errors import ConfigError, join_path
+from erasure.core.errors import ConfigError, closest, join_path
 from erasure.core.params import PathText, check_parameters
 from erasure.data.dataset import Dataset, DataSource
 
@@ -53,7 +52,7 @@ def dataset_class(name: str) -> type:
                if isinstance(c, type) and issubclass(c, PyGDataset) and not n.startswith("_")}
     if name in classes:
         return classes[name]
-    close = difflib.get_close_matches(name, [*classes, *PLANETOID], n=3, cutoff=0.5)
+    close = closest(name, [*classes, *PLANETOID], n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise ConfigError(f"{name!r} is not a torch_geometric.datasets class{hint} "
                       f"(e.g. {', '.join([*PLANETOID, 'KarateClub', 'TUDataset', 'MoleculeNet', 'FakeDataset'])})",

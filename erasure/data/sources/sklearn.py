@@ -32,6 +32,9 @@ class SklearnDigits(DataSource):
         targets = torch.as_tensor(bunch.target, dtype=torch.long)
         return Dataset(images, targets, num_classes=10, name="digits")
 
+    def known_num_classes(self) -> int:
+        return 10
+
 
 class SklearnTabular(DataSource):
     """A bundled tabular set (breast_cancer, wine or iris), standardised with train statistics."""
@@ -47,6 +50,9 @@ class SklearnTabular(DataSource):
         features = torch.as_tensor(bunch.data, dtype=torch.float32)
         targets = torch.as_tensor(bunch.target, dtype=torch.long)
         return Dataset(features, targets, num_classes=int(targets.max()) + 1, name=self.name)
+
+    def known_num_classes(self) -> int:
+        return {"breast_cancer": 2, "wine": 3, "iris": 3}[self.name]
 
     def prepare(self, dataset: Dataset, train_idx: torch.Tensor) -> Dataset:
         return standardised(dataset, train_idx) if self.standardize else dataset

@@ -11,15 +11,17 @@ are accepted.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Any
 
 import torch
 
-from erasure.core.errors import ConfigError
+from erasure.core.errors import ConfigError, closest
 from erasure.core.params import NonNegativeInt, PathText, PositiveFloat
 from erasure.data.dataset import Dataset, DataSource, LazyInputs
+
+# Classes of the datasets whose label set is fixed (checked by --validate without loading).
+KNOWN_CLASSES = {"MNIST": 10, "FashionMNIST": 10, "KMNIST": 10, "CIFAR10": 10, "SVHN": 10, "STL10": 10}
 
 # The standard CIFAR-100 fine → coarse (superclass) table, fine labels in torchvision's order.
 CIFAR100_COARSE = [
@@ -160,7 +162,7 @@ class TorchVisionSource(DataSource):
     def check(self) -> None:
         if self.dataset == "CelebA":
             if self.target != "identity" and self.target not in CELEBA_ATTRIBUTES:
-                close = difflib.get_close_matches(self.target, CELEBA_ATTRIBUTES, n=3)
+                close = closest(self.target, CELEBA_ATTRIBUTES, n=3)
                 hint = f" (did you mean {' or '.join(close)}?)" if close else ", e.g. 'Smiling' or 'Male'"
                 raise ConfigError(f"CelebA's target is 'identity' or one of its 40 attributes{hint}; got {self.target!r}",
                                   "target")
@@ -185,6 +187,11 @@ class TorchVisionSource(DataSource):
         except RuntimeError as exc:
             hint = "" if self.download else " (download is false: put the files in root or set download to true)"
             raise RuntimeError(f"{self.dataset} could not be loaded from {self.root!r}: {exc}{hint}") from exc
+
+    def known_num_classes(self) -> int | None:
+        if self.dataset == "CIFAR100":
+            return 20 if self.target == "coarse" else 100
+        return KNOWN_CLASSES.get(self.dataset) if self.target == "fine" else None
 
     def load(self) -> Dataset:
         from torch.utils.data import ConcatDataset
