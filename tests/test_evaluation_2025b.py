@@ -158,6 +158,12 @@ def test_meta_eval_gives_forget_accuracy_an_auc_near_one_on_class_forgetting(tmp
     written = (tmp_path / "me" / "meta_eval.csv").read_text().splitlines()
     assert written[0].startswith("metric,target,auc,faithfulness") and any(l.startswith("accuracy_forget,") for l in written)
     assert "accuracy_forget" in capsys.readouterr().out
+    from erasure.report.meta_eval import meta_eval_html, meta_eval_markdown
+
+    page, md = meta_eval_html(tmp_path / "me"), meta_eval_markdown(tmp_path / "me")
+    assert "Metrics tested as metrics" in page and "<td class=\"label\">accuracy_forget</td>" in page
+    assert "| `accuracy_forget` | as gold | 1.00 | 1.00 |" in md
+    assert meta_eval_html(tmp_path) == "" == meta_eval_markdown(tmp_path), "no meta_eval.csv, no section"
 
 
 # ------------------------------------------------------------------------------ ranking
