@@ -192,8 +192,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    rows = meta_evaluate(experiment, args.pool_size, args.relearn_steps, args.relearn_samples,
-                         use_cache=not args.no_cache, log=lambda line: print(line, file=sys.stderr))
+    try:
+        rows = meta_evaluate(experiment, args.pool_size, args.relearn_steps, args.relearn_samples,
+                             use_cache=not args.no_cache, log=lambda line: print(line, file=sys.stderr))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # an evaluator or a training failed: say which, no traceback
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     records = faithfulness_table(rows, targets_of(experiment.evaluators))
     out = args.out or experiment.output_dir
     out.mkdir(parents=True, exist_ok=True)
