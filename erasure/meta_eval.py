@@ -23,6 +23,7 @@ OpenUnlearning measures robustness as how much an attack moves the metric on unl
 relative to retain models; this module reports the AUC after the attack instead (how well the
 metric still separates). The pools are retrainings, not unlearned models: a metric faithful here
 can still be fooled by a method, but a metric that fails here cannot be trusted on any method.
+With several deletion requests (``data.forget`` a list), the pools are built for the first one.
 This module sits above execution (it drives a :class:`~erasure.execution.workspace.Workspace`).
 """
 from __future__ import annotations

@@ -334,6 +334,9 @@ def page(runs: Sequence[RunSummary], run_figures: Sequence[Sequence[F.Figure]], 
                          "config.resolved.json) are left out, as in the run's own table.")
         for label in run.results.relabelled:
             notes.append(f"{label!r} was run with several parameter sets; each set is its own row.")
+        if run.self_check(GOLD_GAP) in FLAGGED:
+            notes.append(f"Not ranked: every metric of the gold gap fails the self-check (none separates "
+                         f"{run.reference} from {run.identity} here), so a rank would order noise.")
         flagged = [m for m in run.metrics if run.self_check(m) in FLAGGED]
         gold_metrics = ranked_metrics([m for m in run.metrics if m != GOLD_GAP], run.targets, run.results.ranking)
         sections.append(
