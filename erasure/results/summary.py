@@ -6,7 +6,8 @@ its interval. Per unlearner: the gold gap (:func:`erasure.results.targets.gold_g
 then mean and interval) and its rank among the methods (the references GoldModel and Identity
 are not ranked; nothing is ranked when every ranked metric fails the self-check). Per metric: the
 self-check, whether it separates GoldModel from Identity on this experiment (one 95% test per
-metric, with no correction for testing many metrics: see docs/results.md). ``summary.csv`` holds all of it; the terminal table shows the headline metrics.
+metric, with no correction for testing many metrics: see docs/results.md). ``summary.csv`` holds
+all of it; the terminal table shows the headline metrics.
 ``python -m erasure.summarize`` rebuilds both from any results file or directory.
 """
 from __future__ import annotations
