@@ -194,11 +194,12 @@ COMMANDS = {
     "list": "list registered components and their parameters: erasure list [KIND]",
     "report": "an offline HTML report of results: erasure report RESULTS... -o report.html",
     "summarize": "rebuild summary.csv and print the statistics: erasure summarize RESULTS.csv",
+    "meta-eval": "test a config's metrics on pools of models with and without D_f: erasure meta-eval CONFIG",
 }
 
 
 def console(argv: Sequence[str] | None = None) -> int:
-    """The ``erasure`` command: ``erasure run|validate|list|report|summarize ...`` (``python main.py
+    """The ``erasure`` command: ``erasure run|validate|list|report|summarize|meta-eval ...`` (``python main.py
     CONFIG`` is ``erasure run CONFIG``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -225,5 +226,9 @@ def console(argv: Sequence[str] | None = None) -> int:
         from erasure.summarize import main as summarize_main
 
         return summarize_main(rest)
+    if command == "meta-eval":
+        from erasure.meta_eval import main as meta_eval_main
+
+        return meta_eval_main(rest)
     print(f"erasure: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
     return 2

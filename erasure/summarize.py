@@ -50,12 +50,12 @@ def main(argv: list[str] | None = None) -> int:
               "(earlier parameters, seeds or labels) are left out, as in the run's own table", file=sys.stderr)
     for label in results.relabelled:
         print(f"note: {label!r} comes with several parameter sets; each is its own row", file=sys.stderr)
-    records = summarize(rows, results.reference, results.targets, results.identity)
+    records = summarize(rows, results.reference, results.targets, results.identity, results.ranking)
     out = args.out or results.path.with_name("summary.csv")
     write_summary(records, out)
     print(format_table(records, results.targets))
     print()
-    print(format_wide(records, results.targets))
+    print(format_wide(records, results.targets, ranking=results.ranking))
     print(f"\nSummary: {out}")
     return 0
 

@@ -43,7 +43,7 @@ class Flops(Evaluator):
 
     @property
     def metric_targets(self) -> dict:  # type: ignore[override]
-        return {"flops": informational("lower"), **({"flops_vs_gold": informational("lower")} if self.vs_gold else {})}
+        return {"flops": informational("lower"), **({"flops_vs_gold": informational("higher")} if self.vs_gold else {})}
 
     def __init__(self, vs_gold: bool = False):
         self.vs_gold = vs_gold

@@ -35,7 +35,7 @@ from erasure.core.errors import ConfigError
 from erasure.core.params import OpenFraction, PositiveInt
 from erasure.evaluators.base import Evaluator, Outcome
 from erasure.evaluators.replicas import replica_scores
-from erasure.results.targets import as_gold
+from erasure.results.targets import at_least_gold
 
 AttackFamily = Literal["challenge", "all_intervals"]
 Protocol = Literal["challenge", "varied_originals"]
@@ -176,9 +176,14 @@ class ForgettingQuality(Evaluator):
     depends on N (the challenge's family up to about N = 16, all_intervals at every N), so
     compare rows at equal N, against GoldModel's row. N = 16 gives ε_max = 3; at least 3
     models are needed (ε_max = ⌈ln(N−1)⌉ > 0).
+
+    Target: higher is better, with GoldModel's value as a noisy ceiling (``at_least_gold``): the
+    score is the challenge's, where more is better, and gold's own row is the estimator's floor
+    for two samples of one distribution, not a value to approach from above; the gold gap counts
+    only how far a method falls below it.
     """
 
-    metric_targets = {"forgetting_quality": as_gold(), "forgetting_quality_final": as_gold(0, None)}
+    metric_targets = {"forgetting_quality": at_least_gold(), "forgetting_quality_final": at_least_gold(0, None)}
 
     contract_config = {"parameters": {"num_models": 4}}
 

@@ -227,6 +227,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
                     search = check_search_space(type(unlearner), entry["search"], join_path(path, "search"))
                 unlearners.append(UnlearnerEntry(label, unlearner, spec, dict(search), swept))
         evaluators = [build(e, "evaluator", f"evaluators[{i}]") for i, e in enumerate(config.get("evaluators", DEFAULT_EVALUATORS))]
+        check_ranking(config.get("ranking"), evaluators)
         output = config.get("output", {})
         writer_specs = output.get("writers", DEFAULT_WRITERS)
         writers = [build(w, "writer", f"output.writers[{i}]") for i, w in enumerate(writer_specs)]
@@ -270,6 +271,25 @@ def _check_forget_classes(source: Any, forget: Any) -> None:
         except ConfigError as exc:
             exc.path = join_path(join_path(path, "parameters"), exc.path)
             raise
+
+
+def check_ranking(ranking: dict[str, Any] | None, evaluators: list[Any]) -> None:
+    """Every metric the config's ``ranking`` names (without a pattern) has an "as gold" target
+    declared by one of its evaluators; a pattern must match one declared "as gold" metric."""
+    import fnmatch
+
+    from erasure.results.targets import lookup, targets_of
+
+    targets = targets_of(evaluators)
+    gold = sorted(k for k, t in targets.items() if t.kind == "gold")
+    for i, name in enumerate((ranking or {}).get("metrics", [])):
+        if any(c in name for c in "*?["):
+            ok = any(fnmatch.fnmatchcase(k, name) for k in gold)
+        else:
+            ok = (t := lookup(name, targets)) is not None and t.kind == "gold"
+        if not ok:
+            raise ConfigError(f"{name!r} is no \"as gold\" metric of this config's evaluators; they rank on: "
+                              f"{', '.join(gold) or 'none'}", f"ranking.metrics[{i}]")
 
 
 def _settings(cls: type, params: dict[str, Any], path: str) -> Any:

@@ -59,7 +59,7 @@ class RunSummary:
     @cached_property
     def _grouped(self) -> dict[tuple[str, str], Seeds]:
         grouped = dict(final_values(self.results.rows))
-        for u, gaps in seed_gold_gaps(grouped, self.reference, self.targets).items():
+        for u, gaps in seed_gold_gaps(grouped, self.reference, self.targets, self.results.ranking).items():
             grouped[(u, GOLD_GAP)] = gaps
         return grouped
 
@@ -94,7 +94,7 @@ def load_run(path: str | Path, title: str | None = None, reference: str | None =
                   identity: str | None = None) -> RunSummary:
     """Load and summarise one results file or directory (see :func:`erasure.results.directory.load_results`)."""
     results = load_results(path, reference, identity)
-    records = summarize(results.rows, results.reference, results.targets, results.identity)
+    records = summarize(results.rows, results.reference, results.targets, results.identity, results.ranking)
     known = set(r["unlearner"] for r in records)
     artifacts = [a for a in read_artifacts(results.directory) if a.unlearner in known or not known]
     return RunSummary(results, title or results.name, records, artifacts)

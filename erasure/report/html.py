@@ -16,7 +16,8 @@ from erasure import __version__
 from erasure.report import figures as F
 from erasure.report import tables as T
 from erasure.report.data import RunSummary
-from erasure.results.summary import FLAGGED, GOLD_GAP, SEPARATES, UNCHECKED, fmt, fmt_diff, fmt_interval
+from erasure.report.meta_eval import meta_eval_html
+from erasure.results.summary import FLAGGED, GOLD_GAP, SEPARATES, UNCHECKED, fmt, fmt_diff, fmt_interval, ranked_metrics
 
 PANEL_HEIGHT = 380
 LEGEND_ENTRY = 30  # pixels per legend entry: the figure grows so that its legend never scrolls
@@ -325,15 +326,19 @@ def page(runs: Sequence[RunSummary], run_figures: Sequence[Sequence[F.Figure]], 
                          "config.resolved.json) are left out, as in the run's own table.")
         for label in run.results.relabelled:
             notes.append(f"{label!r} was run with several parameter sets; each set is its own row.")
+        if run.self_check(GOLD_GAP) in FLAGGED:
+            notes.append(f"Not ranked: every metric of the gold gap fails the self-check (none separates "
+                         f"{run.reference} from {run.identity} here), so a rank would order noise.")
         flagged = [m for m in run.metrics if run.self_check(m) in FLAGGED]
-        gold_metrics = [m for m in run.metrics if (t := T.target_of(run, m)) is not None and t.kind == "gold" and m != GOLD_GAP]
+        gold_metrics = ranked_metrics([m for m in run.metrics if m != GOLD_GAP], run.targets, run.results.ranking)
         sections.append(
             f'<section class="run" id="run-{i}"><h2>{esc(run.title)}</h2>'
             f'<p class="meta">{esc(describe_config(run))}<br>{esc(run.results.path)} · {run.seeds} seed(s)</p>'
             + "".join(f'<p class="note">{esc(n)}</p>' for n in notes)
             + f'<h3 id="leaderboard-{i}-title">Leaderboard</h3>'
             f'<p class="note">Mean [95% interval over seeds, clipped to the metric\'s range]; Δ: paired difference to '
-            f"{esc(run.reference)} [95% interval]; green: best method per column. Rank by the gold gap: the mean over "
+            f"{esc(run.reference)} [95% interval]; green: best method per column. Rank by the gold gap: the mean "
+            f"({'each evaluator alike' if run.results.ranking.weights == 'evaluator' else 'each metric alike'}) over "
             f"{esc(', '.join(gold_metrics) or 'no metric')} of |m − m_{esc(run.reference)}| divided by the metric's range "
             f"(0 = as {esc(run.reference)}). {esc(run.reference)} and {esc(run.identity)} are the references and are not "
             "ranked. Click a column header to sort.</p>"
@@ -341,7 +346,7 @@ def page(runs: Sequence[RunSummary], run_figures: Sequence[Sequence[F.Figure]], 
             + f'<h3 id="self-check-{i}">Self-check</h3><p class="note">Does each metric separate {esc(run.reference)} '
             f"(the target) from {esc(run.identity)} (no unlearning) beyond the seed noise (paired 95% interval)? "
             + self_check_note(run, flagged)
-            + "</p>" + self_check_html(run)
+            + "</p>" + self_check_html(run) + meta_eval_html(run.results.directory)
             + "".join(figure_html(f, f"fig-{i}-{f.key}") for f in figs)
             + "</section>")
     if len(runs) > 1:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from erasure.report.data import RunSummary
+from erasure.report.meta_eval import meta_eval_markdown
 from erasure.results.summary import (FLAGGED, GOLD_GAP, GOLD_GAP_TARGET, HEADLINE, ROLE_METHOD, fmt, fmt_diff,
                                      fmt_interval)
 from erasure.results.targets import Target, lookup
@@ -128,6 +129,9 @@ def markdown(runs: Sequence[RunSummary]) -> str:
                     rows.append([m, header_note(run, m), label, c.text + (" (best)" if c.best else ""), d.text if d else ""])
         lines += _md_table(["metric", "target", "unlearner", "mean [95% CI]", f"Δ {run.reference} [95% CI]"], rows)
         lines.append("")
+        meta = meta_eval_markdown(run.results.directory)
+        if meta:
+            lines += [f"### Metrics tested as metrics ({run.title})", "", meta, ""]
     if len(runs) > 1:
         lines += ["## Runs compared", ""]
         for metric in comparison_metrics(runs):

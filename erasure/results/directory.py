@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from erasure.results.summary import IDENTITY, REFERENCE, format_wide, summarize, write_summary
-from erasure.results.targets import TARGETS_FILE, Target, read_targets, registered_targets, targets_of, write_targets
+from erasure.results.targets import (TARGETS_FILE, Ranking, Target, read_targets, registered_targets, targets_of,
+                                     write_targets)
 from erasure.results.writers import read_rows
 
 RESOLVED_CONFIG = "config.resolved.json"
@@ -40,6 +41,7 @@ class Results:
     config: dict[str, Any] | None = None
     excluded: int = 0  # rows of earlier jobs left out
     relabelled: list[str] = field(default_factory=list)  # labels split by parameters
+    ranking: Ranking = field(default_factory=Ranking)  # the config's "ranking" (metrics and weights)
 
     @property
     def directory(self) -> Path:
@@ -120,6 +122,7 @@ def load_results(path: str | Path, reference: str | None = None, identity: str |
                                                                  directory.name), rows, targets)
     if config is not None:
         results.config = config
+        results.ranking = Ranking.from_config(config)
         results.rows = current_rows(rows, config)
         results.excluded = len(rows) - len(results.rows)
         results.reference = _label_of_class(config, "GoldModel", REFERENCE)
@@ -139,10 +142,11 @@ def summarize_run(rows: list[dict[str, Any]], output_dir: str | Path, config: di
     output_dir = Path(output_dir)
     targets = targets_of(evaluators)
     write_targets(targets, output_dir / TARGETS_FILE)
+    ranking = Ranking.from_config(config)
     records = summarize(rows, _label_of_class(config, "GoldModel", REFERENCE), targets,
-                        _label_of_class(config, "Identity", IDENTITY))
+                        _label_of_class(config, "Identity", IDENTITY), ranking)
     write_summary(records, output_dir / "summary.csv")
-    text = (f"{format_wide(records, targets)}\n\nEvery metric with intervals, paired differences and the self-check: "
+    text = (f"{format_wide(records, targets, ranking=ranking)}\n\nEvery metric with intervals, paired differences and the self-check: "
             f"{output_dir / 'summary.csv'}\nReport: python -m erasure.report {output_dir} -o {output_dir / 'report.html'}")
     return records, text
 

@@ -4,8 +4,10 @@ Per (unlearner, metric): mean, standard deviation, 95% confidence interval (Stud
 to the metric's range) and n, plus the paired difference to the gold reference (GoldModel) with
 its interval. Per unlearner: the gold gap (:func:`erasure.results.targets.gold_gap`, seed by seed,
 then mean and interval) and its rank among the methods (the references GoldModel and Identity
-are not ranked). Per metric: the self-check, whether it separates GoldModel from Identity on this
-experiment. ``summary.csv`` holds all of it; the terminal table shows the headline metrics.
+are not ranked; nothing is ranked when every ranked metric fails the self-check). Per metric: the
+self-check, whether it separates GoldModel from Identity on this experiment (one 95% test per
+metric, with no correction for testing many metrics: see docs/results.md). ``summary.csv`` holds
+all of it; the terminal table shows the headline metrics.
 ``python -m erasure.summarize`` rebuilds both from any results file or directory.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from erasure.results.targets import Target, gold_gap, ideal, lookup
+from erasure.results.targets import DEFAULT_RANKING, Ranking, Target, gold_gap, ideal, lookup
 from erasure.results.files import atomic_write_text, escape_cell
 
 REFERENCE = "GoldModel"
@@ -130,7 +132,8 @@ def check_metric(gold: Seeds, identity: Seeds, target: Target | None) -> str:
     Over the seeds both have (at least two), the paired per-seed difference d is taken: for an
     "as gold" target d = m_Identity − m_Gold, for an ideal one d = |m_Identity − ideal| −
     |m_Gold − ideal|. "separates" when d's 95% t-interval excludes 0 (for an ideal: lies above
-    0), "wrong way" when Identity is significantly closer to the ideal than GoldModel, "no
+    0; for a one-sided gold target such as ForgettingQuality's: lies on the worse side), "wrong
+    way" when Identity is significantly closer to the ideal (or beyond gold) than GoldModel, "no
     separation" otherwise, "n/a" when it cannot be checked, "" for a metric without target.
     """
     if target is None or target.kind == "none":
@@ -143,17 +146,21 @@ def check_metric(gold: Seeds, identity: Seeds, target: Target | None) -> str:
     else:
         d = [abs(identity[s] - target.value) - abs(gold[s] - target.value) for s in shared]
     _, _, low, high, _ = mean_ci(d)
+    if target.kind == "gold" and target.direction is not None:  # one-sided: Identity should fall short of gold
+        short, beyond = (high < 0, low > 0) if target.direction == "higher" else (low > 0, high < 0)
+        return SEPARATES if short else WRONG_WAY if beyond else NO_SEPARATION
     if low > 0 or (target.kind == "gold" and high < 0):
         return SEPARATES
     return WRONG_WAY if high < 0 else NO_SEPARATION
 
 
 def seed_gold_gaps(grouped: Mapping[tuple[str, str], Seeds], reference: str,
-                   targets: Mapping[str, Target]) -> dict[str, Seeds]:
-    """Each unlearner's gold gap per seed, over the metrics with a gold target that the reference
-    has on that seed (a seed where the unlearner lacks one of them is left out)."""
+                   targets: Mapping[str, Target], ranking: Ranking = DEFAULT_RANKING) -> dict[str, Seeds]:
+    """Each unlearner's gold gap per seed, over the metrics with a gold target (those ``ranking``
+    names) that the reference has on that seed (a seed where the unlearner lacks one of them is
+    left out)."""
     gold_metrics = {m: by_seed for (u, m), by_seed in grouped.items()
-                    if u == reference and (t := lookup(m, targets)) is not None and t.kind == "gold"}
+                    if u == reference and ranking.ranks_on(m, lookup(m, targets))}
     seeds = {s for by_seed in gold_metrics.values() for s in by_seed}
     by_unlearner: dict[str, dict[Any, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     for (u, m), by_seed in grouped.items():
@@ -164,7 +171,7 @@ def seed_gold_gaps(grouped: Mapping[tuple[str, str], Seeds], reference: str,
     for u, values in by_unlearner.items():
         gaps = {}
         for s in seeds:
-            gap = gold_gap(values.get(s, {}), {m: g[s] for m, g in gold_metrics.items() if s in g}, targets)
+            gap = gold_gap(values.get(s, {}), {m: g[s] for m, g in gold_metrics.items() if s in g}, targets, ranking)
             if math.isfinite(gap):
                 gaps[s] = gap
         if gaps:
@@ -197,11 +204,18 @@ def _record(unlearner: str, metric: str, by_seed: Seeds, ref: Seeds | None, targ
     return record
 
 
+def ranked_metrics(metrics: Iterable[str], targets: Mapping[str, Target], ranking: Ranking = DEFAULT_RANKING) -> list[str]:
+    """The terms of the gold gap among ``metrics``."""
+    return [m for m in metrics if ranking.ranks_on(m, lookup(m, targets))]
+
+
 def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE, targets: Mapping[str, Target] | None = None,
-              identity: str = IDENTITY) -> list[dict[str, Any]]:
+              identity: str = IDENTITY, ranking: Ranking = DEFAULT_RANKING) -> list[dict[str, Any]]:
     """One record per (unlearner, metric) and one per unlearner for ``gold_gap``; see
     :data:`SUMMARY_COLUMNS`. The paired difference (this unlearner − ``reference``) is taken seed
-    by seed over the seeds both have. Without ``targets`` nothing is ranked or checked."""
+    by seed over the seeds both have. Without ``targets`` nothing is ranked or checked. When every
+    metric of the gold gap fails the self-check, nothing is ranked and the gold gap's self-check
+    says "no separation"."""
     targets = targets or {}
     rows = list(rows)
     grouped = {k: v for k, v in final_values(rows).items() if v}  # drop keys with only non-finite values
@@ -210,24 +224,30 @@ def summarize(rows: Iterable[dict[str, Any]], reference: str = REFERENCE, target
     metrics = list(dict.fromkeys(m for _, m in grouped))
     records = {(u, m): _record(u, m, by_seed, grouped.get((reference, m)), lookup(m, targets), reference)
                for (u, m), by_seed in grouped.items()}
-    for u, gaps in seed_gold_gaps(grouped, reference, targets).items():
+    for u, gaps in seed_gold_gaps(grouped, reference, targets, ranking).items():
         records[(u, GOLD_GAP)] = _record(u, GOLD_GAP, gaps, None, GOLD_GAP_TARGET, reference)
     checks = {m: check_metric(grouped.get((reference, m), {}), grouped.get((identity, m), {}), lookup(m, targets))
               for m in metrics}
+    terms = ranked_metrics([m for m in metrics if (reference, m) in grouped], targets, ranking)
+    if terms and all(checks[m] in FLAGGED for m in terms):
+        checks[GOLD_GAP] = NO_SEPARATION  # nothing to rank on: every term fails the self-check
     role = {u: ROLE_GOLD if u == reference else ROLE_IDENTITY if u == identity else ROLE_METHOD for u in unlearners}
-    gaps = {u: r["mean"] for (u, m), r in records.items() if m == GOLD_GAP and role[u] == ROLE_METHOD}
+    gaps = {u: r["mean"] for (u, m), r in records.items() if m == GOLD_GAP and role[u] == ROLE_METHOD
+            and checks.get(GOLD_GAP) not in FLAGGED}
     rank = {u: 1 + sum(other < g for other in gaps.values()) for u, g in gaps.items()}
     for (u, m), r in records.items():
         r.update(role=role[u], rank=rank.get(u, ""), self_check=checks.get(m, ""), best=False,
                  std_unlearning=spread.get((u, m), math.nan))
-    _mark_best(records, reference, targets)
+    _mark_best(records, reference, targets, identity)
     order = sorted(unlearners, key=lambda u: (role[u] == ROLE_METHOD, role[u] == ROLE_IDENTITY, u not in rank,
                                               rank.get(u, 0), unlearners.index(u)))
     return [records[(u, m)] for u in order for m in [GOLD_GAP, *metrics] if (u, m) in records]
 
 
-def _mark_best(records: dict[tuple[str, str], dict[str, Any]], reference: str, targets: Mapping[str, Target]) -> None:
-    """Set ``best`` on the method(s) closest to each metric's target (not for flagged metrics)."""
+def _mark_best(records: dict[tuple[str, str], dict[str, Any]], reference: str, targets: Mapping[str, Target],
+               identity: str = IDENTITY) -> None:
+    """Set ``best`` on the method(s) closest to each metric's target (not for flagged metrics), and
+    only where strictly closer than Identity's value: no unlearning is never the best one can do."""
     by_metric: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for (_, m), r in records.items():
         if r["role"] == ROLE_METHOD and r["self_check"] not in FLAGGED and math.isfinite(r["mean"]):
@@ -239,9 +259,10 @@ def _mark_best(records: dict[tuple[str, str], dict[str, Any]], reference: str, t
         gold = records.get((reference, m), {}).get("mean")
         scores = [target.distance(r["mean"], gold) for r in candidates]
         finite = [s for s in scores if math.isfinite(s)]
+        bar = target.distance(records[(identity, m)]["mean"], gold) if (identity, m) in records else math.nan
         if finite:
             for r, s in zip(candidates, scores):
-                r["best"] = s <= min(finite) + 1e-12
+                r["best"] = s <= min(finite) + 1e-12 and not s >= bar - 1e-12
 
 
 def write_summary(records: list[dict[str, Any]], path: str | Path) -> None:
@@ -340,8 +361,28 @@ def _clip_text(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def ranking_notes(metrics: Iterable[str], targets: Mapping[str, Target], ranking: Ranking = DEFAULT_RANKING,
+                  reference: str = REFERENCE) -> list[str]:
+    """What the gold gap is made of, and a warning when one evaluator supplies most of its terms."""
+    terms = ranked_metrics(metrics, targets, ranking)
+    if not terms:
+        return []
+    weighing = "each evaluator's terms averaged first, then the evaluators" if ranking.weights == "evaluator" \
+        else "every metric alike"
+    notes = [f"Rank by gold gap: |m − m_{reference}| / range over {', '.join(terms)} ({weighing}; 0 = as {reference})."]
+    by_family = Ranking(ranking.metrics, "evaluator").families(terms, targets)
+    family, members = max(by_family.items(), key=lambda kv: len(kv[1]))
+    if len(by_family) > 1 and 2 * len(members) > len(terms):
+        weight = (f"it weighs as 1 of {len(by_family)} evaluators" if ranking.weights == "evaluator"
+                  else "it decides most of the gap; \"ranking\": {\"weights\": \"evaluator\"} weighs evaluators alike")
+        notes.append(f"Warning: {family} supplies {len(members)} of the {len(terms)} gold-gap terms ({weight}); "
+                     "\"ranking\": {\"metrics\": [...]} names the metrics to rank on.")
+    return notes
+
+
 def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | None = None,
-                max_width: int = TABLE_WIDTH, headline: Iterable[str] = HEADLINE) -> str:
+                max_width: int = TABLE_WIDTH, headline: Iterable[str] = HEADLINE,
+                ranking: Ranking = DEFAULT_RANKING) -> str:
     """The end-of-run table: one row per unlearner (references first, then by gold-gap rank), the
     gold gap and as many headline metrics as fit in ``max_width`` characters, each as
     "mean [95% CI]" (and the paired Δ to gold for an "as gold" metric); ``*`` marks the best
@@ -395,9 +436,11 @@ def format_wide(records: list[dict[str, Any]], targets: Mapping[str, Target] | N
              f"{reference}; * best method per column; ref: the references ({reference}: the target, "
              f"{identity}: no unlearning)."]
     if ranked:
-        gold_metrics = [m for m in metrics if (t := lookup(m, targets)) is not None and t.kind == "gold"]
-        notes.append(f"Rank by gold gap: mean |m − m_{reference}| / range over {', '.join(gold_metrics)} (0 = as {reference}).")
-        if (identity, GOLD_GAP) in cells:
+        notes += ranking_notes(metrics, targets, ranking, reference)
+        if check[GOLD_GAP] in FLAGGED:
+            notes.append(f"Not ranked: every metric of the gold gap fails the self-check (none separates {reference} "
+                         f"from {identity} here), so a rank would order noise.")
+        elif (identity, GOLD_GAP) in cells:
             bar = cells[(identity, GOLD_GAP)]["mean"]
             gaps = [r["mean"] for (u, m), r in cells.items() if m == GOLD_GAP and role[u] == ROLE_METHOD]
             notes.append(f"{identity} (no unlearning) has gold gap {fmt(bar, GOLD_GAP_TARGET)}: "

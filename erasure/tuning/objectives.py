@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping
 
-from erasure.results.targets import Target, gold_gap
+from erasure.results.targets import DEFAULT_RANKING, Ranking, Target, gold_gap
 
 ACCURACY_NEEDED = ("accuracy_forget", "accuracy_retain", "accuracy_test")
 
@@ -33,11 +33,13 @@ def gold_free(values: Mapping[str, float], original: Mapping[str, float]) -> flo
 
 
 def trial_value(objective: str, values: Mapping[str, float], gold: Mapping[str, float],
-                original: Mapping[str, float], targets: Mapping[str, Target]) -> tuple[float, str]:
-    """``(value to minimise, why it is undefined)``: NaN with a reason when a metric is missing."""
+                original: Mapping[str, float], targets: Mapping[str, Target],
+                ranking: Ranking = DEFAULT_RANKING) -> tuple[float, str]:
+    """``(value to minimise, why it is undefined)``: NaN with a reason when a metric is missing.
+    The gold gap is the results page's: weighed and restricted as the config's ``ranking`` says."""
     try:
         if objective == "gold_gap":
-            value = gold_gap(values, gold, targets)
+            value = gold_gap(values, gold, targets, ranking)
             missing = [m for m in gold if m not in values]
             return value, "" if math.isfinite(value) else f"the gold gap is undefined (missing: {missing or 'a value'})"
         if objective == "gold_free":

@@ -31,7 +31,7 @@ from erasure.core.params import IntRange
 from erasure.execution.jobs import JobResult, Plan, ReferenceTask, UnlearnTask
 from erasure.execution.workspace import RunError, params_json
 from erasure.results.files import atomic_write_text
-from erasure.results.targets import targets_of
+from erasure.results.targets import Ranking, targets_of
 from erasure.tuning.objectives import final_metrics, trial_value
 from erasure.tuning.pruning import journal_storage, make_pruner, trial_link
 
@@ -125,6 +125,7 @@ class Tuner:
         self.parallel = self.settings.parallel
         self.out = out
         self.targets = targets_of(experiment.evaluators)
+        self.ranking = Ranking.from_config(experiment.config)
 
     # ------------------------------------------------------------- references
     def _reference_values(self) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, float]], dict[int, float]]:
@@ -256,7 +257,7 @@ class Tuner:
                     reasons.append(f"seed {seed}: {wall:.2f} s, over {cap:g} of gold's {gold_seconds[seed]:.2f} s")
                     continue
                 value, why = trial_value(self.settings.objective, final_metrics(rows), gold.get(seed, {}),
-                                         original.get(seed, {}), self.targets)
+                                         original.get(seed, {}), self.targets, self.ranking)
                 if why:
                     reasons.append(f"seed {seed}: {why}")
                     continue
