@@ -62,8 +62,8 @@ def forget_accuracy(model: nn.Module, ctx: UnlearningContext, batch_size: int) -
 
 class SCAR(TrainingUnlearner):
     """Selective-distillation for Class and Architecture-agnostic unleaRning (Bonato, Cotogni &
-    Sabetta, "Retain and Recover: Delving into Information Loss from Data Removal in Machine
-    Unlearning"/"Is Retain Set All You Need in Machine Unlearning?", ECCV 2024; reference code
+    Sabetta, "Is Retain Set All You Need in Machine Unlearning? Restoring Performance of Unlearned
+    Models with Out-Of-Distribution Images", ECCV 2024; reference code
     jbonato1/SCAR, src/Unlearning_methods.py ``SCAR``). Reads no retained training sample
     beyond the class statistics: it distils on surrogate, out-of-distribution inputs.
 
