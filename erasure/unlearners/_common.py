@@ -155,3 +155,13 @@ def finetune_layers(model: nn.Module, ctx: UnlearningContext, layers: list[nn.Mo
     for p, flag in zip(model.parameters(), flags):
         p.requires_grad_(flag)
     return model.eval()
+
+
+def forgotten_classes(partitions: Partitions) -> Tensor | None:
+    """The classes of a class-forgetting request (every training sample of them forgotten), else None."""
+    if "forget_test" not in partitions:
+        return None
+    classes = torch.unique(partitions.targets("forget"))
+    if torch.isin(partitions.targets("retain"), classes).any():
+        return None
+    return classes

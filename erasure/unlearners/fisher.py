@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from erasure.core.params import LogUniform, PositiveFloat, PositiveInt
-from erasure.unlearners._common import last_layers
+from erasure.unlearners._common import forgotten_classes, last_layers
 from erasure.unlearners.base import Unlearner, UnlearningContext
 
 
@@ -128,10 +128,4 @@ class FisherForgetting(Unlearner):
 
     def _forgotten_classes(self, ctx: UnlearningContext) -> Tensor | None:
         """The classes of a class-forgetting request (every sample of them forgotten), else None."""
-        parts = ctx.partitions
-        if not self.zero_forgotten_classes or "forget_test" not in parts:
-            return None
-        classes = torch.unique(parts.targets("forget"))
-        if torch.isin(parts.targets("retain"), classes).any():
-            return None
-        return classes
+        return forgotten_classes(ctx.partitions) if self.zero_forgotten_classes else None
