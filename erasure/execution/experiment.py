@@ -219,6 +219,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
                         join_path(path, "label"),
                     )
                 seen[label] = i
+                _check_scheme(unlearner, recipe.scheme, path)
                 search = type(unlearner).search_space
                 if "search" in entry:
                     search = check_search_space(type(unlearner), entry["search"], join_path(path, "search"))
@@ -252,6 +253,22 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         checkpoint=checkpoint, checkpoint_sha256=checkpoint_sha256, named_partitions=named_partitions,
         tuning=tuning, unlearning_seeds=config.get("unlearning_seeds"),
     )
+
+
+def _check_scheme(unlearner: Any, configured: dict | None, path: str) -> None:
+    """A method that needs its original trained under a scheme runs under the config's
+    ``training.scheme`` only if that is the same scheme (an absent one lets the runner use the
+    method's)."""
+    from erasure.models.schemes import same_scheme, scheme_spec
+    from erasure.models.schemes.base import build_scheme
+
+    needed = unlearner.training_scheme()
+    if needed is None or configured is None or same_scheme(needed, configured):
+        return
+    name = type(unlearner).__name__
+    raise ConfigError(f"{name} needs its original trained under {json.dumps(scheme_spec(build_scheme(needed)))}, but "
+                      f"training.scheme is {json.dumps(scheme_spec(build_scheme(configured)))}: make them agree, or "
+                      f"drop training.scheme and the runner trains {name}'s original under its own scheme", path)
 
 
 def _settings(cls: type, params: dict[str, Any], path: str) -> Any:
