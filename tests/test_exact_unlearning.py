@@ -21,7 +21,9 @@ from erasure.models.schemes.base import parameter_vector
 from erasure.models.schemes.linear_head import epsilon_of, newton_removal
 from erasure.models.schemes.sisa import SISATraining, delete, slice_epochs
 from erasure.models.schemes.update_log import UpdateLogTraining, undo
-from erasure.models.training import TrainingRecipe, predict_logits
+from erasure.models.training import predict_logits
+from erasure.report.data import load_run
+from erasure.report.figures import deletion_stream
 from erasure.unlearners.certified_removal import BudgetSpent, CertifiedRemoval, remove
 from erasure.unlearners.sisa import SISA
 from erasure.unlearners.amnesiac import Amnesiac
@@ -242,4 +244,10 @@ def test_the_deletion_stream_example_runs_with_a_row_per_request_and_method(tmp_
         assert value[("SISA", request, "exact_gap")] == 0
         assert value[("SISA", request, "retrain_fraction")] < 1
     epsilons = [value[("CertifiedRemoval", r, "epsilon")] for r in ("0", "1", "2")]
-    assert epsilons == sorted(epsilons) and epsilons[-1] <= 1
+    assert 0 < epsilons[0] < epsilons[1] < epsilons[2] <= 2.0, "the example's budget"
+    # the report's figure: cumulative cost against the gap to gold, a point per request and method
+    figure = deletion_stream(load_run(out))
+    gap, exact = figure.panels
+    assert {t.name for t in gap.traces} >= methods
+    sisa = next(t for t in exact.traces if t.name == "SISA")
+    assert sisa.y == [0.0, 0.0, 0.0] and sisa.x == sorted(sisa.x) and len(set(sisa.x)) == 3

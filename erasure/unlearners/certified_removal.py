@@ -45,6 +45,10 @@ class CertifiedRemoval(Unlearner):
     removes one sample at a time (the reference) and "request" takes one Newton step for the whole
     request. Logs ``epsilon``, ``delta`` and ``gradient_residual_bound`` (accumulated)."""
 
+    #: the contract's tiny world: a few samples, a budget that a removal there fits in
+    contract_config = {"parameters": {"lam": 0.01, "epsilon": 1e6, "steps": 5},
+                       "forget": {"class": "RandomForget", "parameters": {"count": 3}}}
+
     def __init__(self, epsilon: PositiveFloat = 1.0, delta: OpenFraction = 1e-4, per: Literal["sample", "request"] = "sample",
                  lam: PositiveFloat = 1e-6, std: PositiveFloat = 10.0,
                  features: Literal["penultimate", "input"] = "penultimate", steps: PositiveInt = 100):
