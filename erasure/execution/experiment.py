@@ -206,6 +206,9 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         training = config.get("training", {})
         check_parameters(TrainingRecipe, training, "training")
         recipe = TrainingRecipe(**training)
+        if checkpoint is not None and recipe.scheme is not None:
+            raise ConfigError("a training scheme trains its own original: drop training.scheme or model.checkpoint",
+                              "training.scheme")
         unlearners: list[UnlearnerEntry] = []
         seen: dict[str, int] = {}
         for i, entry in enumerate(config["unlearners"]):

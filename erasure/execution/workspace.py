@@ -41,7 +41,7 @@ from erasure.execution.safety import (
     interrupted_by_user, nonfinite_parameters, partitions_for_job, signature, undefined_reason,
 )
 from erasure.execution.task_check import check_task
-from erasure.models.schemes.base import fit_model, prepare_model
+from erasure.models.schemes.base import fit_model, prepare_model, uses_candidates
 from erasure.models.training import TrainingRecipe
 from erasure.results.directory import job_slug
 from erasure.unlearners.base import UnlearningContext
@@ -181,7 +181,7 @@ class Workspace:
         recipe = recipe or self.exp.recipe
         graph = {"graph": index_hash(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
         candidates = state.requests[-1].evaluation["forget"]  # what the run may delete: a scheme may log for it
-        scheme = {} if recipe.scheme is None else {"candidates": index_hash(candidates)}
+        scheme = {"candidates": index_hash(candidates)} if uses_candidates(recipe) else {}
         key = content_key(
             kind=tag, data=state.data_key, source=self.exp.source_spec, split=index_hash(index),
             model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph, **scheme,

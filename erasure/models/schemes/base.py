@@ -11,7 +11,7 @@ the runner trains that method's original and gold under it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -27,7 +27,10 @@ ModelMaker = Callable[..., nn.Module]
 
 class TrainingScheme(Component, kind="scheme"):
     """Base of the training schemes. ``candidates`` (in :meth:`fit`) are the training samples that
-    deletion requests of the run may remove (a scheme may log only what concerns them)."""
+    deletion requests of the run may remove; a scheme that reads them (logs only what concerns
+    them) sets ``uses_candidates``, and its models are cached per candidate set."""
+
+    uses_candidates: ClassVar[bool] = False
 
     def prepare(self, make_model: ModelMaker, partitions: Partitions, seed: int) -> nn.Module:
         """The scheme's model before training, of a shape fixed by the data and the parameters."""
@@ -42,6 +45,12 @@ class TrainingScheme(Component, kind="scheme"):
 def build_scheme(spec: dict | None) -> TrainingScheme | None:
     """The scheme of a ``training.scheme`` spec (None: plain training)."""
     return None if spec is None else instantiate(spec, "scheme")
+
+
+def uses_candidates(recipe: Any) -> bool:
+    """Whether a recipe's scheme reads the deletion candidates (they then belong to its cache key)."""
+    scheme = build_scheme(getattr(recipe, "scheme", None))
+    return scheme is not None and scheme.uses_candidates
 
 
 def scheme_spec(scheme: TrainingScheme) -> dict[str, Any]:

@@ -93,6 +93,8 @@ class UpdateLogTraining(TrainingScheme):
     """Plain training that keeps the parameter update of each batch holding a deletion candidate
     (see the module docstring). ``max_updates`` bounds the log's memory."""
 
+    uses_candidates = True
+
     def __init__(self, log: Literal["candidates", "all"] = "candidates", max_updates: PositiveInt = 10000):
         self.log = log
         self.max_updates = max_updates
