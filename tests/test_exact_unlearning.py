@@ -213,19 +213,23 @@ def test_a_method_scheme_that_differs_from_the_configs_is_a_config_error(tmp_pat
 
 
 def test_scheme_models_are_cached_by_scheme(tmp_path):
-    config = tiny_config(tmp_path, unlearners=[{"class": "SISA", "parameters": {"shards": 2}}], training=RECIPE)
+    config = tiny_config(tmp_path, unlearners=[{"class": "SISA", "parameters": {"shards": 2}}, {"class": "Amnesiac"}],
+                         training=RECIPE)
+    config["data"]["forget"] = {"class": "RandomForget", "parameters": {"count": 2}}
     config["cache"] = {"enabled": True, "dir": str(tmp_path / "cache")}
     first = make_workspace(config, use_cache=True)
     state = first.prepare_seeds()[0]
-    recipe = first.job_recipe(first.exp.unlearners[0].unlearner)
-    trained = first.reference(state, "original", recipe)[0]
     plain = first.reference(state, "original")[0]
-    assert type(trained).__name__ == "ShardedEnsemble" and type(plain).__name__ == "MLP"
     again = make_workspace(config, use_cache=True)
-    loaded = again.reference(again.prepare_seeds()[0], "original", recipe)
-    assert not any("trained" in e for e in again.events), again.events
-    for a, b in zip(trained.state_dict().values(), loaded[0].state_dict().values()):
-        assert torch.equal(a, b)
+    for entry, kind in zip(first.exp.unlearners, ("ShardedEnsemble", "LoggedModel")):
+        recipe = first.job_recipe(entry.unlearner)
+        trained = first.reference(state, "original", recipe)[0]
+        assert type(trained).__name__ == kind and type(plain).__name__ == "MLP"
+        loaded = again.reference(again.prepare_seeds()[0], "original", recipe)[0]
+        assert not any("trained" in e for e in again.events), again.events
+        for (name, a), b in zip(trained.state_dict().items(), loaded.state_dict().values()):
+            assert torch.equal(a, b), name
+    assert len(trained.updates) > 0, "the update log (its length known only after training) comes back whole"
 
 
 def test_the_deletion_stream_example_runs_with_a_row_per_request_and_method(tmp_path, capsys):
