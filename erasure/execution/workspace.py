@@ -304,13 +304,13 @@ class Workspace:
         """What evaluators see of one finished ``unlearn`` call (after deletion ``request``)."""
         after = state.requests[request].evaluation
         recipe = self.job_recipe(unlearner)
-        tag = scheme_tag(self.exp.recipe, recipe)
+        scheme = scheme_tag(self.exp.recipe, recipe)  # its original and gold have outputs of their own
         return Outcome(
             model=model, original=self.reference(state, "original", recipe)[0],
             gold_provider=lambda: self.reference(state, gold_name(request), recipe),
             partitions=ctx.evaluation_partitions or after, reference_partitions=after,
             timing=timing, seed=state.seed, unlearner=label, device=self.device,
-            context=ctx, shared_memo=state.memo((tag, request) if tag else request),
+            context=ctx, shared_memo=state.memo((scheme, request) if scheme else request),
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
             unlearn_reference=lambda seed, original_seed=None: self.unlearn_cached(
                 state, label, unlearner, seed, original_seed, request),
