@@ -47,32 +47,35 @@ def test_sisa_unlearning_equals_sisa_from_scratch_and_retrains_only_the_touched_
     recipe = workspace.job_recipe(sisa)
     original = workspace.reference(state, "original", recipe)[0]
     parts = state.requests[0].unlearning
-    sample = parts["forget"]
+    # a sample in the last slice of shard 1: only that shard retrains, from the checkpoint before its last slice
+    k = 1
+    sample = original.order[original.slice_end(k, 1)].view(1)
     unlearned = copy.deepcopy(original)
     retrained, spent = delete(unlearned, sample, parts, recipe)
-    assert len(retrained) == 1, "one sample lives in one shard"
-    k = retrained[0]
-    # the ensemble trained from scratch without the sample, with the same seeds
+    assert retrained == [k]
+    start, _ = unlearned.shard_range(k)
+    assert spent == slice_epochs(recipe.epochs, 3)[2] * int(unlearned.present[start:unlearned.slice_end(k, 2)].sum())
+    # the ensemble trained from scratch without the sample, with the same seeds, is the same
     scheme = SISATraining(shards=4, slices=3)
     scratch = scheme.prepare(lambda *names: workspace.make_model(parts.dataset, derive_seed(state.seed, "model-init", *names)),
                              parts, state.seed)
-    scheme.fit(scratch, parts, parts["retain"], recipe, torch.Generator())
+    scheme.fit(scratch, parts, parts["train"][parts["train"] != sample], recipe, torch.Generator())
     for a, b in zip(unlearned.state_dict().values(), scratch.state_dict().values()):
         assert torch.equal(a, b)
     assert exact_gap(predict_logits(unlearned, parts, "test"), predict_logits(scratch, parts, "test")) == 0
     assert not torch.equal(parameter_vector(unlearned.shards[k]), parameter_vector(original.shards[k]))
     for j in set(range(4)) - {k}:  # the other shards are untouched
         assert torch.equal(parameter_vector(unlearned.shards[j]), parameter_vector(original.shards[j]))
-    # retraining restarts at the slice that held the sample: the cost of slices first..2 only
-    start, _ = unlearned.shard_range(k)
-    position = int((unlearned.order == sample[0]).nonzero()) - start
-    first = next(j for j in range(3) if unlearned.slice_end(k, j) - start > position)
-    epochs = slice_epochs(recipe.epochs, 3)
-    expected = sum(epochs[j] * int(unlearned.present[start:unlearned.slice_end(k, j)].sum()) for j in range(first, 3))
-    assert spent == expected
-    # the gold model under the scheme is that same ensemble, through the runner's references
+    # the vote: the class most shards predict (ties to the lowest index, as numpy's argmax of the summed votes)
+    x, _ = next(parts.batches("test", 64))
+    votes = sum(F.one_hot(m(x).argmax(1), parts.dataset.num_classes) for m in unlearned.shards)
+    assert torch.equal(unlearned(x).argmax(1), votes.argmax(1))
+    # the request's sample, through the runner: the gold model under the scheme is the unlearned ensemble
+    unlearned = sisa.unlearn(copy.deepcopy(original), workspace.make_context(state, "SISA", recipe=recipe))
     gold = workspace.reference(state, "gold", recipe)[0]
     assert exact_gap(predict_logits(unlearned, parts, "test"), predict_logits(gold, parts, "test")) == 0
+    for a, b in zip(unlearned.state_dict().values(), gold.state_dict().values()):
+        assert torch.equal(a, b)
 
 
 def hand_logged_training(model, parts, index, candidates, epochs, batch_size, lr, generator):
@@ -120,6 +123,10 @@ def test_amnesiac_subtracts_exactly_the_logged_updates_of_the_batches_that_held_
     both = [u for u, members in log if members & set(second.tolist()) and not members & set(first.tolist())]
     assert int(hit.sum()) == len(both)
     assert torch.allclose(parameter_vector(logged.model), expected - sum(both, torch.zeros_like(expected)), atol=1e-5)
+    # the log's memory is bounded: past max_updates, training stops with a message
+    with pytest.raises(RuntimeError, match="update log is full"):
+        UpdateLogTraining(log="all", max_updates=3).fit(UpdateLogTraining().prepare(make, parts, state.seed), parts,
+                                                        parts["train"], recipe, torch.Generator().manual_seed(5))
     # through the runner: the job's rows say how many updates it undid
     rows = workspace.run_job(state, UnlearnerEntry("Amnesiac", amnesiac, {"class": "Amnesiac"}))
     assert [r["value"] for r in rows if r["metric"] == "undone_updates"][0] > 0
@@ -176,6 +183,10 @@ def test_certified_removal_newton_step_and_epsilon_match_the_reference():
     w1, b1 = newton_removal(w0[:, 0], X[:1], Y[:1, 0], X[1:], Y[1:, 0], lam)
     assert torch.allclose(w1, w0[:, 0] + ref_lr_hessian_inv(w0[:, 0], X[1:], Y[1:, 0], lam).mv(
         ref_lr_grad(w0[:, 0], X[:1], Y[:1, 0], lam)), atol=1e-12)
+    # one Newton step for a whole request of one sample is the same step
+    w_request, spent_request = remove(type("M", (), {"weight": w0})(), X[:1], Y[:1], X[1:], Y[1:], lam, "request")
+    w_sample, spent_sample = remove(type("M", (), {"weight": w0})(), X[:1], Y[:1], X[1:], Y[1:], lam, "sample")
+    assert torch.allclose(w_request, w_sample) and spent_request == pytest.approx(spent_sample)
     # (ε, δ): σ = c·ε'/ε with c = sqrt(2 ln(1.5/δ)) (Guo et al., Theorem 3)
     assert epsilon_of(0.5, 10.0, 1e-4) == pytest.approx(math.sqrt(2 * math.log(1.5e4)) * 0.5 / 10)
 
