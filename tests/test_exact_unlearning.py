@@ -123,6 +123,13 @@ def test_amnesiac_subtracts_exactly_the_logged_updates_of_the_batches_that_held_
     both = [u for u, members in log if members & set(second.tolist()) and not members & set(first.tolist())]
     assert int(hit.sum()) == len(both)
     assert torch.allclose(parameter_vector(logged.model), expected - sum(both, torch.zeros_like(expected)), atol=1e-5)
+    # a sample in no logged batch cannot be undone: refused, nothing changes
+    absent = parts["train"][~torch.isin(parts["train"], logged.members)][:1]
+    assert len(absent) == 1
+    before = parameter_vector(logged.model)
+    with pytest.raises(RuntimeError, match="no logged batch"):
+        undo(logged, absent)
+    assert torch.equal(parameter_vector(logged.model), before)
     # the log's memory is bounded: past max_updates, training stops with a message
     with pytest.raises(RuntimeError, match="update log is full"):
         UpdateLogTraining(log="all", max_updates=3).fit(UpdateLogTraining().prepare(make, parts, state.seed), parts,

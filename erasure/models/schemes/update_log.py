@@ -76,12 +76,11 @@ def undo(logged: LoggedModel, samples: Tensor) -> Tensor:
     """Subtract the logged updates of the batches that held any of ``samples`` (each update once
     over all requests); returns which updates were taken back. A sample in no logged batch is an
     error: its influence cannot be undone."""
-    holds = (logged.members.unsqueeze(-1) == samples.view(1, 1, -1)).any(1)  # (M, |samples|)
-    missing = samples[~holds.any(0)]
+    missing = samples[~torch.isin(samples, logged.members)]
     if len(missing):
         raise RuntimeError(f"{len(missing)} sample(s) to delete (e.g. {missing[:5].tolist()}) are in no logged "
                            "batch; train with log 'all' or name them in the run's deletion requests")
-    hit = holds.any(1) & ~logged.undone
+    hit = torch.isin(logged.members, samples).any(1) & ~logged.undone
     with torch.no_grad():
         vector = parameter_vector(logged.model) - logged.updates[hit].sum(0)
         torch.nn.utils.vector_to_parameters(vector, logged.model.parameters())
