@@ -130,9 +130,9 @@ def test_amnesiac_subtracts_exactly_the_logged_updates_of_the_batches_that_held_
     with pytest.raises(RuntimeError, match="no logged batch"):
         undo(logged, absent)
     assert torch.equal(parameter_vector(logged.model), before)
-    # the log's memory is bounded: past max_updates, training stops with a message
+    # the log's memory is bounded: past max_log_mb, training stops with a message
     with pytest.raises(RuntimeError, match="update log is full"):
-        UpdateLogTraining(log="all", max_updates=3).fit(UpdateLogTraining().prepare(make, parts, state.seed), parts,
+        UpdateLogTraining(log="all", max_log_mb=0.01).fit(UpdateLogTraining().prepare(make, parts, state.seed), parts,
                                                         parts["train"], recipe, torch.Generator().manual_seed(5))
     # through the runner: the job's rows say how many updates it undid
     rows = workspace.run_job(state, UnlearnerEntry("Amnesiac", amnesiac, {"class": "Amnesiac"}))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from erasure.core.params import NonNegativeInt, PositiveInt
+from erasure.core.params import NonNegativeInt, PositiveFloat
 from erasure.models.schemes.update_log import LoggedModel, UpdateLogTraining, undo
 from erasure.unlearners.base import Unlearner, UnlearningContext
 
@@ -20,17 +20,17 @@ from erasure.unlearners.base import Unlearner, UnlearningContext
 class Amnesiac(Unlearner):
     """Subtract the logged updates of the batches that held the request's samples (the reference's
     ``const`` 1), then ``repair_epochs`` epochs of the original recipe on retain (0, the reference
-    notebook's, by default). ``log`` and ``max_updates`` are the :class:`UpdateLogTraining`
+    notebook's, by default). ``log`` and ``max_log_mb`` are the :class:`UpdateLogTraining`
     scheme's. Logs ``undone_updates``; its ``retrain_fraction`` is repair epochs / recipe epochs."""
 
     def __init__(self, repair_epochs: NonNegativeInt = 0, log: Literal["candidates", "all"] = "candidates",
-                 max_updates: PositiveInt = 10000):
+                 max_log_mb: PositiveFloat = 1024.0):
         self.repair_epochs = repair_epochs
         self.log = log
-        self.max_updates = max_updates
+        self.max_log_mb = max_log_mb
 
     def training_scheme(self) -> dict[str, Any]:
-        return {"class": "UpdateLogTraining", "parameters": {"log": self.log, "max_updates": self.max_updates}}
+        return {"class": "UpdateLogTraining", "parameters": {"log": self.log, "max_log_mb": self.max_log_mb}}
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         if not isinstance(model, LoggedModel):

@@ -5,8 +5,9 @@ The model trains with the recipe's optimizer, loss and shuffled batches; for eve
 holds a sample a deletion request may remove (``log`` "candidates", the reference's choice: it
 logs the batches that hold the sensitive class), or for every batch (``log`` "all"), the step's
 parameter update θ_after − θ_before and the batch's sample indices are kept. Memory per logged
-update: 4 bytes per parameter plus 8 bytes per sample of the batch; at most ``max_updates``
-updates are kept (training fails with a clear message beyond that).
+update: 4 bytes per parameter plus 8 bytes per sample of the batch (about 19 KB for a 4,800-parameter
+MLP, 45 MB for ResNet-18); the log is kept on the model's device and may hold at most
+``max_log_mb`` MiB (training fails with a clear message beyond that).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from erasure.core.factory import instantiate
-from erasure.core.params import PositiveInt
+from erasure.core.params import PositiveFloat
 from erasure.data.partitions import Partitions
 from erasure.models.schemes.base import (ModelMaker, ResizableState, TrainingScheme, gather, parameter_vector,
                                          train_step)
@@ -40,7 +41,7 @@ class LoggedModel(ResizableState):
 
 
 def train_logged(logged: LoggedModel, partitions: Partitions, index: Tensor, recipe: Any, generator: torch.Generator,
-                 candidates: Tensor | None, max_updates: int) -> LoggedModel:
+                 candidates: Tensor | None, max_log_mb: float) -> LoggedModel:
     """The recipe's training loop (shuffled batches from ``generator``), logging the update of every
     batch that holds a sample of ``candidates`` (every batch when ``candidates`` is None)."""
     model, device = logged.model, logged.updates.device
@@ -48,6 +49,8 @@ def train_logged(logged: LoggedModel, partitions: Partitions, index: Tensor, rec
     scheduler = instantiate(recipe.scheduler, "scheduler", optimizer=optimizer) if recipe.scheduler else None
     loss_fn = instantiate(recipe.loss, "loss")
     updates, members = [], []
+    per_update = 4 * sum(p.numel() for p in model.parameters()) + 8 * recipe.batch_size  # bytes
+    max_updates = int(max_log_mb * 2**20 // per_update)
     for _ in range(recipe.epochs):
         model.train()
         order = index[torch.randperm(len(index), generator=generator).to(index.device)]
@@ -57,8 +60,8 @@ def train_logged(logged: LoggedModel, partitions: Partitions, index: Tensor, rec
             loss = train_step(model, optimizer, loss_fn, gather(partitions, batch), recipe.amp)
             if log:
                 if len(updates) == max_updates:
-                    raise RuntimeError(f"the update log is full ({max_updates} updates of {len(before)} parameters); "
-                                       "raise the scheme's 'max_updates' or log only 'candidates'")
+                    raise RuntimeError(f"the update log is full ({max_updates} updates of {per_update / 2**20:.3g} MiB "
+                                       f"fill max_log_mb {max_log_mb:g}); raise it or log only 'candidates'")
                 updates.append(parameter_vector(model) - before)
                 members.append(nn.functional.pad(batch, (0, recipe.batch_size - len(batch)), value=-1))
         if scheduler is not None:
@@ -90,13 +93,13 @@ def undo(logged: LoggedModel, samples: Tensor) -> Tensor:
 
 class UpdateLogTraining(TrainingScheme):
     """Plain training that keeps the parameter update of each batch holding a deletion candidate
-    (see the module docstring). ``max_updates`` bounds the log's memory."""
+    (see the module docstring). ``max_log_mb`` bounds the log's memory."""
 
     uses_candidates = True
 
-    def __init__(self, log: Literal["candidates", "all"] = "candidates", max_updates: PositiveInt = 10000):
+    def __init__(self, log: Literal["candidates", "all"] = "candidates", max_log_mb: PositiveFloat = 1024.0):
         self.log = log
-        self.max_updates = max_updates
+        self.max_log_mb = max_log_mb
 
     def prepare(self, make_model: ModelMaker, partitions: Partitions, seed: int) -> LoggedModel:
         return LoggedModel(make_model(), 1)
@@ -105,4 +108,4 @@ class UpdateLogTraining(TrainingScheme):
             generator: torch.Generator, candidates: Tensor | None = None) -> LoggedModel:
         if self.log == "all" or candidates is None:
             candidates = None
-        return train_logged(model, partitions, index, recipe, generator, candidates, self.max_updates)
+        return train_logged(model, partitions, index, recipe, generator, candidates, self.max_log_mb)
