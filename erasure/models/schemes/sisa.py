@@ -15,7 +15,8 @@ aggregate, so a softmax of its output is the vote share.
 Deleting samples retrains only the shards that held them, from the checkpoint before the first
 slice that held one (:func:`retrain_shard`); every slice seeds its own optimizer and RNGs from
 (seed, shard, slice), so the result equals a SISA ensemble trained from scratch without them.
-Memory: ``shards × slices`` checkpoints of the model's floating-point state (4 bytes each entry).
+Memory: ``shards × slices`` checkpoints of the model's floating-point state (4 bytes each entry;
+5 × 3 of ResNet-18: 0.67 GB), on the model's device.
 """
 from __future__ import annotations
 
