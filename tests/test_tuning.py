@@ -88,7 +88,9 @@ def test_every_search_space_is_valid_and_holds_the_defaults(name):
         default = defaults[param].default
         inside = default in dim.values if isinstance(dim, Choice) else dim.low <= default <= dim.high
         assert inside, f"{name}.{param} default {default} lies outside {dim}"
-    trainable = name not in ("Identity", "GoldModel", "WassersteinBarycenter", "Cascade", "SaliencyMask")
+    # SISA and CertifiedRemoval: exact / certified, every parameter shapes the original's training scheme
+    trainable = name not in ("Identity", "GoldModel", "WassersteinBarycenter", "Cascade", "SaliencyMask", "SISA",
+                             "CertifiedRemoval")
     assert bool(space) == trainable, f"{name} should {'' if trainable else 'not '}declare a search space"
 
 

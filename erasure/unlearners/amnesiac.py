@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from torch import nn
 
-from erasure.core.params import NonNegativeInt, PositiveFloat
+from erasure.core.params import IntRange, NonNegativeInt, PositiveFloat
 from erasure.models.schemes.update_log import LoggedModel, UpdateLogTraining, undo
 from erasure.unlearners.base import Unlearner, UnlearningContext
 
@@ -22,6 +22,9 @@ class Amnesiac(Unlearner):
     ``const`` 1), then ``repair_epochs`` epochs of the original recipe on retain (0, the reference
     notebook's, by default). ``log`` and ``max_log_mb`` are the :class:`UpdateLogTraining`
     scheme's. Logs ``undone_updates``; its ``retrain_fraction`` is repair epochs / recipe epochs."""
+
+    #: the repair is the only post-hoc setting (``log`` and ``max_log_mb`` shape the original's training)
+    search_space = {"repair_epochs": IntRange(0, 5)}
 
     def __init__(self, repair_epochs: NonNegativeInt = 0, log: Literal["candidates", "all"] = "candidates",
                  max_log_mb: PositiveFloat = 1024.0):
