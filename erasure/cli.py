@@ -29,7 +29,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="override a key, e.g. --set seeds=[0] --set unlearners[1].parameters.epochs=1")
     p.add_argument("--validate", action="store_true", help="build every component, run nothing")
     p.add_argument("--list", nargs="?", const="all", metavar="KIND",
-                   help="list registered components (kinds: data_source, forget, model, unlearner(s), evaluator(s), writer(s))")
+                   help="list registered components (kinds: data_source, forget, model, unlearner(s), evaluator(s), writer(s), scheme(s))")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the model cache")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results in output.dir and rerun every job")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")

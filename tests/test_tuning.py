@@ -89,7 +89,9 @@ def test_every_search_space_is_valid_and_holds_the_defaults(name):
         default = defaults[param].default
         inside = default in dim.values if isinstance(dim, Choice) else dim.low <= default <= dim.high
         assert inside, f"{name}.{param} default {default} lies outside {dim}"
-    trainable = name not in ("Identity", "GoldModel", "WassersteinBarycenter", "Cascade", "SaliencyMask")
+    # SISA and CertifiedRemoval: exact / certified, every parameter shapes the original's training scheme
+    trainable = name not in ("Identity", "GoldModel", "WassersteinBarycenter", "Cascade", "SaliencyMask", "SISA",
+                             "CertifiedRemoval")
     assert bool(space) == trainable, f"{name} should {'' if trainable else 'not '}declare a search space"
 
 
@@ -185,8 +187,8 @@ def test_tuning_never_reads_the_test_split_or_the_evaluation_seeds(tmp_path, mon
     seen = []
     real = workspace.make_request_partitions
 
-    def recording(dataset, split, requests, seed, prepare=None, named=(), holdout=None):
-        made = real(dataset, split, requests, seed, prepare, named, holdout)
+    def recording(dataset, split, requests, seed, prepare=None, named=(), holdout=None, **hooks):
+        made = real(dataset, split, requests, seed, prepare, named, holdout, **hooks)
         seen.append((seed, holdout, dataset, split, made))
         return made
 

@@ -278,6 +278,7 @@ SLOTS: dict[str, Slot] = {
     "unlearner": _registry_slot("unlearner"),
     "evaluator": _registry_slot("evaluator"),
     "writer": _registry_slot("writer"),
+    "scheme": _registry_slot("scheme"),
     "model": Slot("model", _module_base, lambda: reg.registry("model"), ("input_shape", "num_classes"), _dry_model),
     "optimizer": Slot(
         "optimizer",

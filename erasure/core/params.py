@@ -112,6 +112,8 @@ OpenFraction = Annotated[float, Range(0, 1, low_inclusive=False, high_inclusive=
 OptimizerSpec = Annotated[dict, Spec("optimizer")]
 LossSpec = Annotated[dict, Spec("loss")]
 SchedulerSpec = Annotated[dict, Spec("scheduler")]
+#: A training scheme (``training.scheme``): how the original and gold are trained (SISA shards, an update log, ...).
+SchemeSpec = Annotated[dict, Spec("scheme")]
 #: An unlearner's optimizer: class and settings; the learning rate is the method's own ``lr`` parameter.
 PathText = Annotated[str, FilePath()]
 MethodOptimizerSpec = Annotated[

@@ -138,7 +138,7 @@ def load_builtins() -> None:
     import importlib
     import pkgutil
 
-    for package in ("data", "data.sources", "models", "unlearners", "evaluators", "results"):
+    for package in ("data", "data.sources", "models", "models.schemes", "unlearners", "evaluators", "results"):
         pkg = importlib.import_module(f"erasure.{package}")
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.name.startswith("_"):

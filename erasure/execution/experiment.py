@@ -209,6 +209,9 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         training = config.get("training", {})
         check_parameters(TrainingRecipe, training, "training")
         recipe = TrainingRecipe(**training)
+        if checkpoint is not None and recipe.scheme is not None:
+            raise ConfigError("a training scheme trains its own original: drop training.scheme or model.checkpoint",
+                              "training.scheme")
         unlearners: list[UnlearnerEntry] = []
         seen: dict[str, int] = {}
         for i, entry in enumerate(config["unlearners"]):
@@ -222,6 +225,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
                         join_path(path, "label"),
                     )
                 seen[label] = i
+                _check_scheme(unlearner, recipe.scheme, path)
                 search = type(unlearner).search_space
                 if "search" in entry:
                     search = check_search_space(type(unlearner), entry["search"], join_path(path, "search"))
@@ -290,6 +294,22 @@ def check_ranking(ranking: dict[str, Any] | None, evaluators: list[Any]) -> None
         if not ok:
             raise ConfigError(f"{name!r} is no \"as gold\" metric of this config's evaluators; they rank on: "
                               f"{', '.join(gold) or 'none'}", f"ranking.metrics[{i}]")
+
+
+def _check_scheme(unlearner: Any, configured: dict | None, path: str) -> None:
+    """A method that needs its original trained under a scheme runs under the config's
+    ``training.scheme`` only if that is the same scheme (an absent one lets the runner use the
+    method's)."""
+    from erasure.models.schemes import same_scheme, scheme_spec
+    from erasure.models.schemes.base import build_scheme
+
+    needed = unlearner.training_scheme()
+    if needed is None or configured is None or same_scheme(needed, configured):
+        return
+    name = type(unlearner).__name__
+    raise ConfigError(f"{name} needs its original trained under {json.dumps(scheme_spec(build_scheme(needed)))}, but "
+                      f"training.scheme is {json.dumps(scheme_spec(build_scheme(configured)))}: make them agree, or "
+                      f"drop training.scheme and the runner trains {name}'s original under its own scheme", path)
 
 
 def _settings(cls: type, params: dict[str, Any], path: str) -> Any:

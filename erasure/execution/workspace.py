@@ -12,6 +12,7 @@ trained only when something reads it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -41,7 +42,8 @@ from erasure.execution.safety import (
     interrupted_by_user, nonfinite_parameters, partitions_for_job, signature, undefined_reason,
 )
 from erasure.execution.task_check import check_task
-from erasure.models.training import TrainingRecipe, train_model
+from erasure.models.schemes.base import fit_model, prepare_model, uses_candidates
+from erasure.models.training import TrainingRecipe
 from erasure.results.directory import job_slug
 from erasure.unlearners.base import UnlearningContext
 
@@ -68,6 +70,15 @@ def params_json(unlearner: Any) -> str:
 def gold_name(request: int) -> str:
     """The reference model retrained after deletion request ``request``: "gold", "gold@1", ..."""
     return "gold" if request == 0 else f"gold@{request}"
+
+
+def scheme_tag(config: TrainingRecipe, recipe: TrainingRecipe | None) -> str:
+    """"" for the config's recipe; for a method's own training scheme, a suffix naming it
+    (" [SISATraining 1a2b3c4d]") that keeps its reference models apart."""
+    if recipe is None or recipe.scheme == config.scheme:
+        return ""
+    digest = hashlib.sha256(json.dumps(recipe.scheme, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f" [{recipe.scheme['class']} {digest}]"
 
 
 @dataclass
@@ -174,20 +185,24 @@ class Workspace:
         parts = partitions or state.partitions
         recipe = recipe or self.exp.recipe
         graph = {"graph": index_hash(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
+        candidates = state.requests[-1].evaluation["forget"]  # what the run may delete: a scheme may log for it
+        scheme = {"candidates": index_hash(candidates)} if uses_candidates(recipe) else {}
         key = content_key(
             kind=tag, data=state.data_key, source=self.exp.source_spec, split=index_hash(index),
-            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph,
+            model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph, **scheme,
         )
 
         def train(model: nn.Module) -> Timing:  # also when first asked for inside a component's no_grad block
             with torch.random.fork_rng(devices=[]), torch.enable_grad():
                 generator = seed_everything(derive_seed(seed, "train"))
                 with measure(self.device) as timing:
-                    train_model(model, parts, index, recipe, generator)
+                    fit_model(model, parts, index, recipe, generator, candidates)
             return timing
 
+        fresh = prepare_model(recipe, lambda *names: self.make_model(parts.dataset, derive_seed(seed, "model-init", *names)),
+                              parts, seed)
         model, timing, hit = self.cache.get_or_train(
-            key, self.make_model(parts.dataset, derive_seed(seed, "model-init")), train,
+            key, fresh, train,
             {"kind": tag, "seed": seed, "experiment": self.exp.name},
         )
         how = f"loaded from the cache (its training took {timing.wall_seconds:.1f} s)" if hit else \
@@ -198,28 +213,42 @@ class Workspace:
             self.events.append(event)
         return model, timing
 
-    def reference(self, state: SeedState, kind: str) -> tuple[nn.Module, Timing]:
+    def reference(self, state: SeedState, kind: str, recipe: TrainingRecipe | None = None) -> tuple[nn.Module, Timing]:
         """The seed's ``original`` (trained on train, over the data before any deletion request) or
         ``gold`` / ``gold@r`` (retrained on what request r leaves of train) model with its training
-        timing; trained or loaded once per process."""
-        if kind not in state.models:
+        timing; trained or loaded once per process. ``recipe``: a method's own (its training
+        scheme, :meth:`job_recipe`) instead of the config's; its models are kept apart."""
+        name = kind + scheme_tag(self.exp.recipe, recipe)
+        if name not in state.models:
             parts = state.partitions
-            if kind == "original" and self.exp.checkpoint is not None:
+            recipe = recipe or self.exp.recipe
+            if kind == "original" and self.exp.checkpoint is not None and not scheme_tag(self.exp.recipe, recipe):
                 model, timing = self.original_from_checkpoint(parts.dataset, state.seed)
             elif kind == "original":
-                model, timing = self.train_cached(state, "original", parts["train"], state.seed, partitions=parts.before_forget())
+                model, timing = self.train_cached(state, "original", parts["train"], state.seed, recipe,
+                                                  partitions=parts.before_forget(), name=name)
             elif kind in [gold_name(r) for r in range(len(state.requests))]:
                 after = state.requests[0 if kind == "gold" else int(kind.split("@")[1])].evaluation
-                model, timing = self.train_cached(state, "gold", after["retain"], state.seed, partitions=after, name=kind)
+                model, timing = self.train_cached(state, "gold", after["retain"], state.seed, recipe, partitions=after,
+                                                  name=name)
             else:
                 raise ValueError(f"unknown reference model {kind!r}")
             bad = nonfinite_parameters(model)
             if bad:
-                raise RunError(f"the {kind} model of seed {state.seed} has non-finite parameters ({bad}); "
+                raise RunError(f"the {name} model of seed {state.seed} has non-finite parameters ({bad}); "
                                "check the training recipe (learning rate, loss)")
-            state.models[kind] = (model, timing)
-            state.signatures[kind] = signature(model)
-        return state.models[kind]
+            state.models[name] = (model, timing)
+            state.signatures[name] = signature(model)
+        return state.models[name]
+
+    def job_recipe(self, unlearner: Any) -> TrainingRecipe:
+        """The recipe of a method's original and gold: the config's, under the training scheme the
+        method declares when the config names none (a config's scheme that differs from the
+        method's is refused when the config is built)."""
+        needed = unlearner.training_scheme()
+        if needed is None or self.exp.recipe.scheme is not None:
+            return self.exp.recipe
+        return dataclasses.replace(self.exp.recipe, scheme=needed)
 
     def original_from_checkpoint(self, dataset: Dataset, seed: int) -> tuple[nn.Module, Timing]:
         """The config's model with the weights of ``model.checkpoint`` (the same file for every seed);
@@ -253,7 +282,8 @@ class Workspace:
 
     def make_context(self, state: SeedState, label: str, seed: int | None = None,
                      gold_provider: Callable[[], tuple[nn.Module, Timing]] | None = None,
-                     request: int = 0, unlearning_seed: int | None = None) -> UnlearningContext:
+                     request: int = 0, unlearning_seed: int | None = None,
+                     recipe: TrainingRecipe | None = None) -> UnlearningContext:
         """Reseed from (seed, label[, request][, unlearning seed]) and build the context an
         unlearner runs in for deletion ``request`` (``seed`` and ``gold_provider`` default to the
         state's; other ones serve repeated unlearning). The context's partitions and recipe are the
@@ -267,9 +297,9 @@ class Workspace:
         trajectory: list[tuple[int, str, float]] = []
         ctx = UnlearningContext(
             partitions=parts, device=self.device, num_classes=parts.dataset.num_classes,
-            recipe=copy.deepcopy(self.exp.recipe), seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
+            recipe=copy.deepcopy(recipe or self.exp.recipe), seed=job_seed, generator=generator, rng=np.random.default_rng(job_seed),
             new_model=lambda: self.make_model(parts.dataset),
-            gold_provider=gold_provider or (lambda: self.reference(state, gold_name(request))),
+            gold_provider=gold_provider or (lambda: self.reference(state, gold_name(request), recipe)),
             log_fn=lambda step, metrics: trajectory.extend((step, k, float(v)) for k, v in metrics.items()),
         )
         ctx.extras["trajectory"] = trajectory
@@ -279,12 +309,14 @@ class Workspace:
                      timing: Timing, request: int = 0) -> Outcome:
         """What evaluators see of one finished ``unlearn`` call (after deletion ``request``)."""
         after = state.requests[request].evaluation
+        recipe = self.job_recipe(unlearner)
+        scheme = scheme_tag(self.exp.recipe, recipe)  # its original and gold have outputs of their own
         return Outcome(
-            model=model, original=self.reference(state, "original")[0],
-            gold_provider=lambda: self.reference(state, gold_name(request)),
+            model=model, original=self.reference(state, "original", recipe)[0],
+            gold_provider=lambda: self.reference(state, gold_name(request), recipe),
             partitions=ctx.evaluation_partitions or after, reference_partitions=after,
             timing=timing, seed=state.seed, unlearner=label, device=self.device,
-            context=ctx, shared_memo=state.memo(request),
+            context=ctx, shared_memo=state.memo((scheme, request) if scheme else request),
             train_reference=lambda tag, index, seed, recipe=None: self.train_cached(state, tag, index, seed, recipe)[0],
             unlearn_reference=lambda seed, original_seed=None: self.unlearn_cached(
                 state, label, unlearner, seed, original_seed, request),
@@ -296,10 +328,11 @@ class Workspace:
         """The job's ``unlearn`` call once more, on a fresh copy of the seed's original with a context
         built as for the job (same seed), so a deterministic unlearner repeats the job's work exactly
         (with several deletion requests, the calls of requests 0..``request`` in turn)."""
+        recipe = self.job_recipe(unlearner)
         with torch.random.fork_rng(devices=[]):
-            model = copy.deepcopy(self.reference(state, "original")[0])
+            model = copy.deepcopy(self.reference(state, "original", recipe)[0])
             for r in range(request + 1):
-                ctx = self.make_context(state, label, request=r)
+                ctx = self.make_context(state, label, request=r, recipe=recipe)
                 model = unlearner.unlearn(model, ctx)
         return model, ctx
 
@@ -318,17 +351,18 @@ class Workspace:
         class and parameters.
         """
         parts = state.partitions
+        recipe = self.job_recipe(unlearner)
         original_seed = seed if original_seed is None else original_seed
         if original_seed == state.seed:
-            original = self.reference(state, "original")[0]
+            original = self.reference(state, "original", recipe)[0]
         else:
-            original, _ = self.train_cached(state, "original", parts["train"], original_seed,
+            original, _ = self.train_cached(state, "original", parts["train"], original_seed, recipe,
                                             partitions=parts.before_forget())
         forget = [index_hash(state.requests[r].unlearning["forget"]) for r in range(request + 1)]
         key = content_key(
             kind="unlearned", data=state.data_key, source=self.exp.source_spec,
             split=index_hash(parts["train"]), forget=forget[0] if request == 0 else forget, model=self.exp.model_spec,
-            training=self.exp.recipe.as_dict(), seed=original_seed, version=__version__,
+            training=recipe.as_dict(), seed=original_seed, version=__version__,
             unlearner=type(unlearner).__name__, parameters=params_json(unlearner),
             **({} if seed == original_seed else {"unlearn_seed": seed}),
             **({} if self.exp.checkpoint is None or original_seed != state.seed else {"checkpoint": self.exp.checkpoint_sha256}),
@@ -338,9 +372,9 @@ class Workspace:
             total = Timing()
             for r in range(request + 1):
                 after = state.requests[r].evaluation
-                gold = lambda: self.train_cached(state, "gold", after["retain"], seed, partitions=after)  # noqa: E731
+                gold = lambda: self.train_cached(state, "gold", after["retain"], seed, recipe, partitions=after)  # noqa: E731
                 with torch.random.fork_rng(devices=[]):
-                    ctx = self.make_context(state, label, seed, gold, request=r)
+                    ctx = self.make_context(state, label, seed, gold, request=r, recipe=recipe)
                     with measure(self.device) as timing:
                         result = unlearner.unlearn(model, ctx)
                 if result is not model:
@@ -372,7 +406,7 @@ class Workspace:
         the unlearner logs per epoch (tuning prunes on them).
         """
         params = params_json(entry.unlearner) if params is None else params
-        model = copy.deepcopy(self.reference(state, "original")[0])
+        model = copy.deepcopy(self.reference(state, "original", self.job_recipe(entry.unlearner))[0])
         several = len(state.requests) > 1
         rows: list[dict[str, Any]] = []
         for request in range(len(state.requests)):
@@ -392,7 +426,8 @@ class Workspace:
                      ) -> tuple[nn.Module, list[dict[str, Any]], Outcome | None]:
         """One unlearn call and its evaluations; the outcome is None when the job cannot go on."""
         label = entry.label
-        ctx = self.make_context(state, label, request=request or 0, unlearning_seed=unlearning_seed)
+        ctx = self.make_context(state, label, request=request or 0, unlearning_seed=unlearning_seed,
+                                recipe=self.job_recipe(entry.unlearner))
         ctx.output_dir = self.exp.output_dir / "files" / f"seed{state.seed}" / job_slug(label)  # files the job writes
         if log_hook is not None:
             logged = ctx.log_fn

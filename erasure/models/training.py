@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from erasure.core.errors import ConfigError
 from erasure.core.factory import instantiate
-from erasure.core.params import LossSpec, OptimizerSpec, PositiveInt, Range, SchedulerSpec
+from erasure.core.params import LossSpec, OptimizerSpec, PositiveInt, Range, SchedulerSpec, SchemeSpec
 from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions
 
@@ -29,6 +29,7 @@ class TrainingRecipe:
     ``validation_fraction`` > 0 holds out that share of the training partition
     (seeded) and stops when its loss has not improved for ``patience`` epochs,
     restoring the best weights. ``amp`` uses bfloat16 autocast on CUDA (ignored on CPU).
+    ``scheme``: train the original and gold under a training scheme (:mod:`erasure.models.schemes`).
     """
 
     epochs: PositiveInt = 10
@@ -39,9 +40,11 @@ class TrainingRecipe:
     validation_fraction: Annotated[float, Range(0, 1, high_inclusive=False)] = 0.0
     patience: PositiveInt = 5
     amp: bool = False
+    scheme: SchemeSpec | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: copy.deepcopy(v) for k, v in self.__dict__.items()}
+        # no scheme: the recipe (and every cache key and config hash made of it) is as before schemes existed
+        return {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not (k == "scheme" and v is None)}
 
 
 #: Losses of one class index per sample: they misread multi-label targets (CrossEntropyLoss takes

@@ -14,7 +14,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from erasure.report.data import RunSummary
-from erasure.results.summary import FLAGGED, GOLD_GAP, ROLE_GOLD, ROLE_IDENTITY
+from erasure.results.summary import FLAGGED, GOLD_GAP, ROLE_GOLD, ROLE_IDENTITY, final_values, seed_gold_gaps
 from erasure.results.targets import lookup
 
 # methods' colours; none is black or grey, which the references use
@@ -273,6 +273,46 @@ def cost_vs_quality(run: RunSummary) -> Figure | None:
                   f"gap with its 95% interval (0 = {run.reference}); lower left is better.", [panel], columns=1)
 
 
+def deletion_stream(run: RunSummary) -> Figure | None:
+    """With several deletion requests: each unlearner's cumulative CPU seconds over the requests
+    against its gold gap (and ``exact_gap``, the distance to the gold model of its own training
+    scheme) after each one; means over seeds, one line per method, one point per request."""
+    rows = run.results.rows
+    requests = sorted({int(r["request"]) for r in rows if r.get("request") not in (None, "")})
+    if len(requests) < 2 or "cpu_seconds" not in run.metrics:
+        return None
+    after = {q: final_values([r for r in rows if r.get("request") not in (None, "") and int(r["request"]) == q])
+             for q in requests}
+    gaps = {q: seed_gold_gaps(after[q], run.reference, run.targets) for q in requests}
+    style = styles(run.unlearners, run)
+    panels = []
+    for metric in (GOLD_GAP, "exact_gap"):
+        panel = Panel(f"{metric_label(metric)} over the requests", "cumulative CPU seconds (log)", metric_label(metric),
+                      x_log=True)
+        for label in run.unlearners:
+            cost, xs, ys = 0.0, [], []
+            for q in requests:
+                seconds = after[q].get((label, "cpu_seconds"))
+                value = gaps[q].get(label) if metric == GOLD_GAP else after[q].get((label, metric))
+                if not seconds or not value:
+                    break
+                cost += float(np.mean(list(seconds.values())))
+                xs.append(max(cost, 1e-6))
+                ys.append(float(np.mean(list(value.values()))))
+            if xs:
+                panel.traces.append(Trace(label, xs, ys, kind="line", role=_role(run, label), color=style[label][0],
+                                          legend=not panels, text=[f"{label}, after request {q}" for q in requests]))
+        if panel.traces:
+            panels.append(panel)
+    if not panels:
+        return None
+    return Figure("deletion_stream", "Deletion requests: cumulative cost against the gap to gold",
+                  f"After each of the {len(requests)} deletion requests (one point each, in order): the unlearning "
+                  f"calls' CPU seconds so far against the gold gap (to {run.reference}) and, where measured, exact_gap "
+                  "(to the gold model retrained under the method's own training scheme; 0 = exact). Lower left is "
+                  "better.", panels)
+
+
 def trajectories(run: RunSummary, by: Literal["unlearner", "metric"] = "unlearner") -> Figure | None:
     """Per-epoch trajectories (rows with a step), mean ± std over the trials present at each epoch
     (trials that stop early drop out). ``by="unlearner"`` (default) is the style of Xu & Strohmer's
@@ -436,7 +476,8 @@ def tuning(run: RunSummary) -> Figure | None:
 
 def run_figures(run: RunSummary) -> list[Figure]:
     """Every figure the results support, in page order."""
-    figures = [forget_vs_utility(run), privacy_vs_utility(run), cost_vs_quality(run), trajectories(run), tuning(run)]
+    figures = [forget_vs_utility(run), privacy_vs_utility(run), cost_vs_quality(run), deletion_stream(run),
+               trajectories(run), tuning(run)]
     return [f for f in figures if f is not None] + distributions(run)
 
 

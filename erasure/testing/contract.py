@@ -135,11 +135,14 @@ def check_unlearner(component: str | type, parameters: dict | None = None, forge
     with allowed_imports(modules):
         unlearner, workspace, state = _setup(name, cls, "unlearner", modules, parameters, forget, task)
         params_before = copy.deepcopy(unlearner.get_params())
-        original, gold = _snapshot(state.original), _snapshot(state.gold)
+        recipe = workspace.job_recipe(unlearner)  # a method with a training scheme: its original and gold
+        original_model = workspace.reference(state, "original", recipe)[0]
+        gold_model = workspace.reference(state, "gold", recipe)[0]
+        original, gold = _snapshot(original_model), _snapshot(gold_model)
 
         def unlearn_once() -> nn.Module:
-            ctx = workspace.make_context(state, name)
-            model = unlearner.unlearn(copy.deepcopy(state.original), ctx)
+            ctx = workspace.make_context(state, name, recipe=recipe)
+            model = unlearner.unlearn(copy.deepcopy(original_model), ctx)
             assert isinstance(model, nn.Module), f"unlearn() returned {type(model).__name__}, not an nn.Module"
             return model
 
@@ -148,8 +151,8 @@ def check_unlearner(component: str | type, parameters: dict | None = None, forge
         if value.is_floating_point():
             assert torch.isfinite(value).all(), f"{name} left non-finite values in {key}"
     _assert_same_state(_snapshot(first), _snapshot(second), "two runs under one seed")
-    _assert_same_state(original, _snapshot(state.original), "the original model")
-    _assert_same_state(gold, _snapshot(state.gold), "the gold model")
+    _assert_same_state(original, _snapshot(original_model), "the original model")
+    _assert_same_state(gold, _snapshot(gold_model), "the gold model")
     assert unlearner.get_params() == params_before, "unlearning must not modify the unlearner's parameters"
 
 

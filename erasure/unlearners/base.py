@@ -127,6 +127,13 @@ class Unlearner(Component, kind="unlearner"):
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
         raise NotImplementedError
 
+    def training_scheme(self) -> dict[str, Any] | None:
+        """The training scheme (a ``{"class", "parameters"}`` spec of
+        :class:`~erasure.models.schemes.TrainingScheme`) the method needs its original and gold
+        trained under, or None for plain training. A config's ``training.scheme`` must then be
+        this one or absent (the runner trains this method's references under it)."""
+        return None
+
 
 #: The generic options of :class:`TrainingUnlearner`, in the order they follow a method's own parameters.
 TRAINING_OPTIONS = ("trainable_layers", "gradient_mask", "select", "validation")
