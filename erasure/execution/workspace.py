@@ -37,7 +37,8 @@ from erasure.data.partitions import Partitions, Request, make_request_partitions
 from erasure.evaluators.base import Outcome
 from erasure.execution.jobs import JobResult, ReferenceTask, Task, UnlearnTask
 from erasure.execution.safety import (
-    interrupted_by_user, nonfinite_parameters, partitions_for_job, signature, undefined_reason,
+    SharedTensors, data_tensors, interrupted_by_user, model_tensors, nonfinite_parameters, partitions_for_job,
+    undefined_reason,
 )
 from erasure.execution.task_check import check_task
 from erasure.models.training import TrainingRecipe, train_model
@@ -79,7 +80,8 @@ class SeedState:
     data_key: str = ""
     models: dict[str, tuple[nn.Module, Timing]] = field(default_factory=dict)  # "original", "gold", "gold@1"...
     memos: dict[int, dict] = field(default_factory=dict)  # per request: outputs of the original and gold
-    signatures: dict[str, Any] = field(default_factory=dict)  # of the shared tensors, to detect changes
+    guards: dict[str, SharedTensors] = field(default_factory=dict)  # "the dataset" and each model: changes
+    models_before_job: set[str] = field(default_factory=set)  # what the running job found in ``models``
 
     @property
     def partitions(self) -> Partitions:
@@ -97,8 +99,14 @@ class SeedState:
     def memo(self, request: int) -> dict:
         return self.memos.setdefault(request, {})
 
-    def data_signature(self) -> tuple:
-        return signature([p for r in self.requests for p in (r.unlearning, r.evaluation)])
+    def watch_data(self) -> None:
+        """Start watching the data and partitions that this seed's jobs share."""
+        parts = [p for r in self.requests for p in (r.unlearning, r.evaluation)]
+        self.guards["the dataset"] = SharedTensors(lambda: data_tensors(parts))
+
+    def watch_model(self, kind: str) -> None:
+        model = self.models[kind][0]
+        self.guards[kind] = SharedTensors(lambda: model_tensors(model), exact=True)
 
 
 class Workspace:
@@ -113,6 +121,9 @@ class Workspace:
         self.states: dict[int, SeedState] = {}
         self.events: list[str] = []  # log lines about reference models, drained by each task
         self._dataset: Dataset | None = None
+        self._fingerprint = ""
+        self._on_device: dict[int, Any] = {}  # each loaded tensor's copy on the device, shared by seeds and requests
+        self._kept: dict[int, dict[str, tuple[nn.Module, Timing]]] = {}  # models of seeds to rebuild
 
     # ------------------------------------------------------------------ data
     def dataset(self) -> Dataset:
@@ -123,6 +134,8 @@ class Workspace:
                 raise
             except Exception as exc:
                 raise RunError(f"data source {type(self.exp.source).__name__} failed to load: {describe(exc)}") from exc
+            self._fingerprint = self._dataset.fingerprint()
+            self._on_device = {}
         return self._dataset
 
     def state(self, seed: int) -> SeedState:
@@ -136,11 +149,15 @@ class Workspace:
                                                    holdout=self.exp.holdout)
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file_for(exc.path))
-            moved = [Request(r.unlearning.to(self.device), r.evaluation.to(self.device)) for r in requests]
+            moved = [Request(r.unlearning.to(self.device, self._on_device), r.evaluation.to(self.device, self._on_device))
+                     for r in requests]
             if len(requests) == 1:
                 moved = [Request(moved[0].evaluation, moved[0].evaluation)]
-            state = SeedState(seed, moved, data_key=dataset.fingerprint())
-            state.signatures["data"] = state.data_signature()
+            state = SeedState(seed, moved, data_key=self._fingerprint)
+            state.watch_data()
+            state.models.update(self._kept.pop(seed, {}))
+            for kind in state.models:
+                state.watch_model(kind)
             self.states[seed] = state
         return self.states[seed]
 
@@ -175,6 +192,7 @@ class Workspace:
         )
 
         def train(model: nn.Module) -> Timing:  # also when first asked for inside a component's no_grad block
+            self._check_data(state, f"training the {name or tag} model")
             with torch.random.fork_rng(devices=[]), torch.enable_grad():
                 generator = seed_everything(derive_seed(seed, "train"))
                 with measure(self.device) as timing:
@@ -212,7 +230,7 @@ class Workspace:
                 raise RunError(f"the {kind} model of seed {state.seed} has non-finite parameters ({bad}); "
                                "check the training recipe (learning rate, loss)")
             state.models[kind] = (model, timing)
-            state.signatures[kind] = signature(model)
+            state.watch_model(kind)
         return state.models[kind]
 
     def original_from_checkpoint(self, dataset: Dataset, seed: int) -> tuple[nn.Module, Timing]:
@@ -341,6 +359,7 @@ class Workspace:
                     model.load_state_dict(result.state_dict())
                 total.wall_seconds += timing.wall_seconds
                 total.cpu_seconds += timing.cpu_seconds
+            self._check_data(state, f"caching a model unlearned by {label}")
             return total
 
         model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn, {
@@ -367,6 +386,7 @@ class Workspace:
         """
         params = params_json(entry.unlearner) if params is None else params
         model = copy.deepcopy(self.reference(state, "original")[0])
+        state.models_before_job = set(state.models)
         several = len(state.requests) > 1
         rows: list[dict[str, Any]] = []
         for request in range(len(state.requests)):
@@ -408,11 +428,11 @@ class Workspace:
             if interrupted_by_user(exc):
                 raise
             log.debug("unlearner %s failed", label, exc_info=True)
-            return model, [row("unlearn", status="error", error=describe(exc))] + self._changed_shared_state(state, row), None
+            return model, [row("unlearn", status="error", error=describe(exc))] + self._changed_shared_state(state, row, True), None
         timing = ctx.timing_override or timing
         wall = timing.wall_seconds
         rows = [row(m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
-        changed = self._changed_shared_state(state, row)
+        changed = self._changed_shared_state(state, row, False)
         if changed:
             return model, rows + changed, None
         outcome = self.make_outcome(state, label, entry.unlearner, model, ctx, timing, request or 0)
@@ -435,21 +455,37 @@ class Workspace:
             for k, v in metrics.items():
                 reason = undefined_reason(v)
                 rows.append(row(k, float(v), wall=wall, status="undefined" if reason else "ok", error=reason or ""))
-        changed = self._changed_shared_state(state, row)
+        changed = self._changed_shared_state(state, row, True)
         if changed:
             return model, [r for r in rows if r["status"] != "ok"] + changed, None
         return model, rows, outcome
 
-    def _changed_shared_state(self, state: SeedState, row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
-        """Error rows if the job changed data or models other jobs share; the seed is then rebuilt."""
-        changed = ["the dataset"] if state.data_signature() != state.signatures["data"] else []
-        changed += [k for k, (m, _) in state.models.items() if signature(m) != state.signatures[k]]
+    def _changed_shared_state(self, state: SeedState, row: Callable[..., dict[str, Any]],
+                              final: bool) -> list[dict[str, Any]]:
+        """Error rows if the job changed data or models that other jobs share (at a cost that does not
+        grow with the data: :class:`~erasure.execution.safety.SharedTensors`; ``final``: the models'
+        weights are checksummed in full too). Then every seed that shares what changed is rebuilt
+        before its next job: the data reloaded from the source, the changed models from the cache,
+        and nothing kept that was built while the job ran."""
+        changed = [k for k, guard in state.guards.items() if guard.changed(full=final)]
         if not changed:
             return []
-        del self.states[state.seed]  # rebuilt from the source and the cache by the next job
-        self._dataset = None
+        seeds = [state.seed]
+        if "the dataset" in changed:
+            spoiled = state.guards["the dataset"].storages
+            seeds += [s for s, other in self.states.items() if s != state.seed and other.guards["the dataset"].storages & spoiled]
+            self._dataset = None
+        for seed in seeds:
+            gone = self.states.pop(seed)
+            before = gone.models_before_job if seed == state.seed else set(gone.models)
+            self._kept[seed] = {k: v for k, v in gone.models.items() if k not in changed and k in before}
         message = f"the job changed shared state ({', '.join(changed)}); components must not modify them in place"
         return [row("shared_state", status="error", error=message)]
+
+    def _check_data(self, state: SeedState, before: str) -> None:
+        """Refuse to train or cache a model on shared data that a running job has changed."""
+        if state.guards["the dataset"].changed():
+            raise RuntimeError(f"the shared data changed before {before}; components must not modify it in place")
 
     # ----------------------------------------------------------------- tasks
     def entry_of(self, task: UnlearnTask) -> UnlearnerEntry:
