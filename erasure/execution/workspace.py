@@ -18,6 +18,7 @@ import logging
 import platform
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -124,6 +125,7 @@ class Workspace:
         self._fingerprint = ""
         self._on_device: dict[int, Any] = {}  # each loaded tensor's copy on the device, shared by seeds and requests
         self._kept: dict[int, dict[str, tuple[nn.Module, Timing]]] = {}  # models of seeds to rebuild
+        self._hashes: dict[int, tuple[Any, int, str]] = {}  # index_hash of shared tensors, by id
 
     # ------------------------------------------------------------------ data
     def dataset(self) -> Dataset:
@@ -176,6 +178,17 @@ class Workspace:
                 torch.manual_seed(init_seed)
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
+    def hash_of(self, t: Tensor) -> str:
+        """:func:`index_hash` of ``t``, computed once while ``t`` lives unchanged (per-example
+        attacks key many models by one partition, or by the edges of one graph)."""
+        ref, version, digest = self._hashes.get(id(t), (lambda: None, -1, ""))
+        if ref() is not t or version != t._version:
+            digest = index_hash(t)
+            if len(self._hashes) > 1000:  # forget the tensors that are gone
+                self._hashes = {k: v for k, v in self._hashes.items() if v[0]() is not None}
+            self._hashes[id(t)] = (weakref.ref(t), t._version, digest)
+        return digest
+
     def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, recipe: TrainingRecipe | None = None,
                      partitions: Partitions | None = None, name: str | None = None) -> tuple[nn.Module, Timing]:
         """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
@@ -185,9 +198,9 @@ class Workspace:
         """
         parts = partitions or state.partitions
         recipe = recipe or self.exp.recipe
-        graph = {"graph": index_hash(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
+        graph = {"graph": self.hash_of(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
         key = content_key(
-            kind=tag, data=state.data_key, source=self.exp.source_spec, split=index_hash(index),
+            kind=tag, data=state.data_key, source=self.exp.source_spec, split=self.hash_of(index),
             model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph,
         )
 
@@ -336,10 +349,10 @@ class Workspace:
         else:
             original, _ = self.train_cached(state, "original", parts["train"], original_seed,
                                             partitions=parts.before_forget())
-        forget = [index_hash(state.requests[r].unlearning["forget"]) for r in range(request + 1)]
+        forget = [self.hash_of(state.requests[r].unlearning["forget"]) for r in range(request + 1)]
         key = content_key(
             kind="unlearned", data=state.data_key, source=self.exp.source_spec,
-            split=index_hash(parts["train"]), forget=forget[0] if request == 0 else forget, model=self.exp.model_spec,
+            split=self.hash_of(parts["train"]), forget=forget[0] if request == 0 else forget, model=self.exp.model_spec,
             training=self.exp.recipe.as_dict(), seed=original_seed, version=__version__,
             unlearner=type(unlearner).__name__, parameters=params_json(unlearner),
             **({} if seed == original_seed else {"unlearn_seed": seed}),
