@@ -177,13 +177,19 @@ def test_a_job_that_writes_into_shared_data_is_an_error_and_spoils_nothing(tmp_p
         assert {k: v for k, v in values(rows).items() if k[1] == "NegGrad"} == expected
 
 
+@pytest.fixture(scope="module")
+def identity_two_seeds(tmp_path_factory):
+    """The values of Identity over seeds 0 and 1 of the tiny config, in a clean run."""
+    clean = tiny_config(tmp_path_factory.mktemp("clean"), seeds=[0, 1], unlearners=[{"class": "Identity"}])
+    return values(read_rows(run(clean).results_path))
+
+
 @pytest.mark.parametrize("how", ["in_place", "data", "numpy"])
-def test_only_the_job_that_writes_into_shared_data_is_flagged(tmp_path, how):
-    """The seeds share the loaded inputs: after a job zeroes them, the data is restored for every
+def test_only_the_job_that_writes_into_shared_data_is_flagged(tmp_path, how, identity_two_seeds):
+    """The seeds share the loaded inputs: after a job changes them, the data is restored for every
     seed, so the jobs after it (the next seed's too) keep their rows and their values. Writes that
     bypass autograd's version counter (``.data``, ``.numpy()``) are caught as well."""
-    clean = tiny_config(tmp_path / "clean", seeds=[0, 1], unlearners=[{"class": "Identity"}])
-    expected = values(read_rows(run(clean).results_path))
+    expected = identity_two_seeds
     config = tiny_config(tmp_path / how, imports=[PLUGIN], seeds=[0, 1], unlearners=[
         {"class": "Identity"}, {"class": f"{PLUGIN}.ChangesSharedData", "label": "A", "parameters": {"how": how}}])
     rows = read_rows(run(config).results_path)
@@ -218,6 +224,19 @@ def test_the_shared_state_check_reads_a_fixed_amount_and_confirms_before_it_blam
     data["x"] = torch.zeros_like(data["x"])
     del data["y"]
     assert guard.changed() == ["y", "x"]
+
+
+def test_no_model_is_trained_or_cached_on_shared_data_a_running_job_changed(tmp_path):
+    from conftest import make_workspace
+
+    cache = tmp_path / "cache"
+    workspace = make_workspace(tiny_config(tmp_path, cache={"enabled": True, "dir": str(cache)}), use_cache=True)
+    state = workspace.prepare_seeds()[0]
+    workspace.reference(state, "original")
+    state.partitions.dataset.inputs.data.mul_(0.0)  # what a job's component did, before it asked for gold
+    with pytest.raises(RuntimeError, match="shared data changed before training the gold model"):
+        workspace.reference(state, "gold")
+    assert len(list(cache.glob("*.pt"))) == 1, "only the original is cached"
 
 
 def test_nonfinite_models(tmp_path):
