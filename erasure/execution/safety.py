@@ -44,7 +44,7 @@ def nonfinite_parameters(model: nn.Module, limit: int = 3) -> str:
     return ", ".join(bad[:limit]) + (f" and {len(bad) - limit} more" if len(bad) > limit else "")
 
 
-_COLUMNS = 1009  # a prime: a value moved to another position lands in another column (sample rows are rarely a multiple)
+_COLUMNS = 1009  # a prime: a sample moved to another row lands in other columns (rows are rarely a multiple)
 _CHUNK_WORDS = _COLUMNS * 256  # ~1 MB of int32 words per chunk of a full checksum
 _SAMPLE = 1 << 16  # values a quick check reads per tensor, whatever its size
 _WEIGHTS: dict[torch.device, Tensor] = {}
@@ -62,7 +62,8 @@ def _words(t: Tensor) -> Tensor:
 
 def _mix(words: Tensor) -> Tensor:
     """(sum, position-weighted sum) of integer ``words`` as an int64 pair (wrapping on overflow):
-    changed by zeroing, editing or moving values; temporaries of at most ``words``' size."""
+    changed by zeroing, editing or moving values (to another column of 1,009); temporaries of at
+    most twice ``words``' size."""
     device = words.device
     if device not in _WEIGHTS:
         _WEIGHTS[device] = torch.arange(1, _COLUMNS + 1, dtype=torch.int64, device=device)
@@ -182,6 +183,7 @@ def data_tensors(obj: Partitions | list[Partitions]) -> dict[str, Tensor]:
 
 
 def model_tensors(model: nn.Module) -> dict[str, Tensor]:
+    """A model's parameters and buffers (the objects themselves, so their version counters)."""
     return dict(model.state_dict(keep_vars=True))
 
 
