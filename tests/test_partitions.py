@@ -124,7 +124,8 @@ def test_a_tensor_shared_by_seeds_and_requests_goes_to_the_device_once(tmp_path)
     moved = [p.to("meta", memo) for p in views]  # "meta": a device that holds no data
     assert all(p.dataset.inputs.device.type == "meta" for p in moved)
     assert len({id(p.dataset.inputs) for p in moved}) == len({id(p.dataset.inputs) for p in views}) < len(views)
-    assert len({id(p.dataset.inputs) for p in (v.to("meta") for v in views)}) == len(views), "without a memo: a copy each"
+    copies = [v.to("meta") for v in views]
+    assert len({id(p.dataset.inputs) for p in copies}) == len(views), "without a memo: a copy each"
 
 
 def test_named_partitions_reach_evaluators_and_results(tmp_path):
