@@ -109,16 +109,20 @@ def _sample(t: Tensor) -> tuple:
     return tuple(_mix(spread).tolist())
 
 
+def version_of(t: Tensor) -> int:
+    """Autograd's version counter of ``t`` (-1 for an inference-mode tensor, which keeps none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
 def quick_signature(t: Tensor) -> tuple:
     """What can be read of ``t`` at a cost independent of its size: autograd's version counter
     (bumped by every in-place torch operation on it or a view of it), where its storage is, its
     layout, and :func:`_sample`. Writes that bypass the counter (through ``.data``, ``.numpy()``
     or the raw storage) change it only when they touch sampled values."""
-    try:
-        version = t._version
-    except RuntimeError:  # an inference-mode tensor keeps no version counter
-        version = -1
-    return version, t.data_ptr(), str(t.dtype), tuple(t.shape), t.stride(), t.storage_offset(), _sample(t)
+    return version_of(t), t.data_ptr(), str(t.dtype), tuple(t.shape), t.stride(), t.storage_offset(), _sample(t)
 
 
 class SharedTensors:

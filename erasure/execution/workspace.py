@@ -39,7 +39,7 @@ from erasure.evaluators.base import Outcome
 from erasure.execution.jobs import JobResult, ReferenceTask, Task, UnlearnTask
 from erasure.execution.safety import (
     SharedTensors, data_tensors, interrupted_by_user, model_tensors, nonfinite_parameters, partitions_for_job,
-    undefined_reason,
+    undefined_reason, version_of,
 )
 from erasure.execution.task_check import check_task
 from erasure.models.training import TrainingRecipe, train_model
@@ -182,11 +182,11 @@ class Workspace:
         """:func:`index_hash` of ``t``, computed once while ``t`` lives unchanged (per-example
         attacks key many models by one partition, or by the edges of one graph)."""
         ref, version, digest = self._hashes.get(id(t), (lambda: None, -1, ""))
-        if ref() is not t or version != t._version:
+        if ref() is not t or version != version_of(t) or version == -1:
             digest = index_hash(t)
             if len(self._hashes) > 1000:  # forget the tensors that are gone
                 self._hashes = {k: v for k, v in self._hashes.items() if v[0]() is not None}
-            self._hashes[id(t)] = (weakref.ref(t), t._version, digest)
+            self._hashes[id(t)] = (weakref.ref(t), version_of(t), digest)
         return digest
 
     def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, recipe: TrainingRecipe | None = None,
