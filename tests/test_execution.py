@@ -177,6 +177,68 @@ def test_a_job_that_writes_into_shared_data_is_an_error_and_spoils_nothing(tmp_p
         assert {k: v for k, v in values(rows).items() if k[1] == "NegGrad"} == expected
 
 
+@pytest.fixture(scope="module")
+def identity_two_seeds(tmp_path_factory):
+    """The values of Identity over seeds 0 and 1 of the tiny config, in a clean run."""
+    clean = tiny_config(tmp_path_factory.mktemp("clean"), seeds=[0, 1], unlearners=[{"class": "Identity"}])
+    return values(read_rows(run(clean).results_path))
+
+
+@pytest.mark.parametrize("how", ["in_place", "data", "numpy"])
+def test_only_the_job_that_writes_into_shared_data_is_flagged(tmp_path, how, identity_two_seeds):
+    """The seeds share the loaded inputs: after a job changes them, the data is restored for every
+    seed, so the jobs after it (the next seed's too) keep their rows and their values. Writes that
+    bypass autograd's version counter (``.data``, ``.numpy()``) are caught as well."""
+    expected = identity_two_seeds
+    config = tiny_config(tmp_path / how, imports=[PLUGIN], seeds=[0, 1], unlearners=[
+        {"class": "Identity"}, {"class": f"{PLUGIN}.ChangesSharedData", "label": "A", "parameters": {"how": how}}])
+    rows = read_rows(run(config).results_path)
+    flagged = sorted((r["seed"], r["unlearner"]) for r in rows if r["metric"] == "shared_state")
+    assert flagged == [("0", "A"), ("1", "A")]
+    assert {k: v for k, v in values(rows).items() if k[1] == "Identity"} == expected
+
+
+def test_the_shared_state_check_reads_a_fixed_amount_and_confirms_before_it_blames(monkeypatch):
+    """A check reads a fixed number of values whatever the size; a write found by the version
+    counter or the sample is confirmed with a full checksum, and one of the same values forgiven."""
+    from erasure.execution import safety
+
+    full_reads = []
+    checksum = safety.checksum
+    monkeypatch.setattr(safety, "checksum", lambda t: full_reads.append(t.numel()) or checksum(t))
+    data = {"x": torch.rand(4096, 3, 8, 8), "y": torch.arange(4096)}
+    guard = safety.SharedTensors(lambda: data)
+    full_reads.clear()
+    assert guard.changed() == [] and full_reads == [], "nothing changed: no full read"
+    data["x"][5].add_(0.0)  # an in-place write of the same values
+    assert guard.changed() == [] and full_reads == [data["x"].numel()]
+    data["x"][5, 0, 0, 0] += 1.0  # one value: the version counter sees it
+    assert guard.changed() == ["x"]
+    guard = safety.SharedTensors(lambda: data)
+    permuted = data["y"].data  # through .data (no version counter), values moved, the sum kept
+    permuted[:2] = permuted[:2].flip(0)
+    assert guard.changed() == ["y"]
+    guard = safety.SharedTensors(lambda: data)
+    data["x"] = data["x"].clone()  # replaced in the structure that holds it: judged by its values
+    assert guard.changed() == []
+    data["x"] = torch.zeros_like(data["x"])
+    del data["y"]
+    assert guard.changed() == ["y", "x"]
+
+
+def test_no_model_is_trained_or_cached_on_shared_data_a_running_job_changed(tmp_path):
+    from conftest import make_workspace
+
+    cache = tmp_path / "cache"
+    workspace = make_workspace(tiny_config(tmp_path, cache={"enabled": True, "dir": str(cache)}), use_cache=True)
+    state = workspace.prepare_seeds()[0]
+    workspace.reference(state, "original")
+    state.partitions.dataset.inputs.data.mul_(0.0)  # what a job's component did, before it asked for gold
+    with pytest.raises(RuntimeError, match="shared data changed before training the gold model"):
+        workspace.reference(state, "gold")
+    assert len(list(cache.glob("*.pt"))) == 1, "only the original is cached"
+
+
 def test_nonfinite_models(tmp_path):
     config = tiny_config(tmp_path, imports=[PLUGIN], unlearners=[{"class": f"{PLUGIN}.NaNWeights"}, {"class": "Identity"}])
     rows = read_rows(run(config).results_path)

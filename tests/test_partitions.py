@@ -115,6 +115,19 @@ def test_several_deletion_requests_get_named_partitions_in_both_views(tmp_path):
         assert torch.equal(view["this_request"], second.unlearning["forget"])
 
 
+def test_a_tensor_shared_by_seeds_and_requests_goes_to_the_device_once(tmp_path):
+    config = tiny_config(tmp_path, seeds=[0, 1])
+    config["data"]["forget"] = [{"class": "ClassForget", "parameters": {"classes": [0]}},
+                                {"class": "ClassForget", "parameters": {"classes": [1]}}]
+    views = [p for s in make_workspace(config).prepare_seeds() for r in s.requests for p in (r.unlearning, r.evaluation)]
+    memo: dict = {}
+    moved = [p.to("meta", memo) for p in views]  # "meta": a device that holds no data
+    assert all(p.dataset.inputs.device.type == "meta" for p in moved)
+    assert len({id(p.dataset.inputs) for p in moved}) == len({id(p.dataset.inputs) for p in views}) < len(views)
+    copies = [v.to("meta") for v in views]
+    assert len({id(p.dataset.inputs) for p in copies}) == len(views), "without a memo: a copy each"
+
+
 def test_named_partitions_reach_evaluators_and_results(tmp_path):
     config = config_with(tmp_path, {"val": PARTITIONS["val"], "group1": PARTITIONS["group1"]}, evaluators=[
         {"class": "Accuracy", "parameters": {"partitions": ["val", "group1", "test"]}},

@@ -16,6 +16,7 @@ samples, so training and evaluation loops are the same for every kind.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
@@ -38,6 +39,19 @@ class NodeBatch:
 
     def to(self, device: torch.device | str) -> "NodeBatch":
         return NodeBatch(self.graph.to(device), self.index.to(device))
+
+
+def moved(value: Any, device: torch.device | str, memo: dict[int, Any] | None = None) -> Any:
+    """``value.to(device)``; with ``memo``, once per object while both it and its copy are in use
+    (the memo holds weak references, so it keeps neither alive)."""
+    if memo is None:
+        return value.to(device)
+    source, copy = memo.get(id(value), (lambda: None, lambda: None))
+    if source() is value and copy() is not None:
+        return copy()
+    result = value.to(device)
+    memo[id(value)] = (weakref.ref(value), weakref.ref(result))
+    return result
 
 
 class LazyInputs:
@@ -175,15 +189,16 @@ class Dataset:
 
         return Batch.from_data_list([self.inputs[i] for i in index.tolist()]).to(self.device)
 
-    def to(self, device: torch.device | str) -> "Dataset":
-        """A copy whose tensors live on ``device`` (graph lists and lazy inputs move per batch)."""
-        inputs = self.inputs if self.kind in ("graph_list", "lazy") else self.inputs.to(device)
+    def to(self, device: torch.device | str, memo: dict[int, Any] | None = None) -> "Dataset":
+        """A copy whose tensors live on ``device`` (graph lists and lazy inputs move per batch);
+        with ``memo``, each tensor is copied once for every dataset moved with the same memo."""
+        inputs = self.inputs if self.kind in ("graph_list", "lazy") else moved(self.inputs, device, memo)
         return Dataset(
             inputs=inputs,
-            targets=self.targets.to(device),
+            targets=moved(self.targets, device, memo),
             num_classes=self.num_classes,
-            attributes={k: v.to(device) for k, v in self.attributes.items()},
-            splits={k: v.to(device) for k, v in self.splits.items()},
+            attributes={k: moved(v, device, memo) for k, v in self.attributes.items()},
+            splits={k: moved(v, device, memo) for k, v in self.splits.items()},
             name=self.name,
             info=dict(self.info),
         )
@@ -220,7 +235,8 @@ class Dataset:
         for t in tensors:
             t = t.detach().cpu().contiguous()
             digest.update(str((t.dtype, tuple(t.shape))).encode())
-            digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+            array = t.numpy() if t.dtype != torch.bfloat16 else t.float().numpy()
+            digest.update(array.reshape(-1).view("uint8"))  # the tensor's own bytes, not a copy of them
         for key in sorted(self.attributes):
             digest.update(key.encode())
         if self.info:

@@ -23,7 +23,7 @@ from torch import Tensor
 from erasure.core.errors import ConfigError, join_path
 from erasure.core.params import NonNegativeInt, OpenFraction, PathText, PositiveInt, Range, check_parameters
 from erasure.core.seeding import derive_seed
-from erasure.data.dataset import Dataset
+from erasure.data.dataset import Dataset, moved
 from erasure.data.forget import ForgetSpec, OriginalProbe
 
 #: ``original(dataset, train_idx)``: the probe of the original model that a forget spec with
@@ -101,12 +101,14 @@ class Partitions:
             chunk = index[start : start + batch_size]
             yield self.dataset.take(chunk), self.dataset.targets[chunk]
 
-    def to(self, device: torch.device | str) -> "Partitions":
+    def to(self, device: torch.device | str, memo: dict[int, Any] | None = None) -> "Partitions":
+        """The partitions on ``device``; with ``memo``, tensors shared with other partitions moved
+        with the same memo (other seeds, other deletion requests) are copied once."""
         return Partitions(
-            self.dataset.to(device),
-            {k: v.to(device) for k, v in self.indices.items()},
+            self.dataset.to(device, memo),
+            {k: moved(v, device, memo) for k, v in self.indices.items()},
             self.forget_spec,
-            {k: v.to(device) if isinstance(v, Dataset) else v for k, v in self.extras.items()},
+            {k: v.to(device, memo) if isinstance(v, Dataset) else v for k, v in self.extras.items()},
         )
 
     def before_forget(self) -> "Partitions":

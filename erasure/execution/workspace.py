@@ -19,6 +19,7 @@ import logging
 import platform
 import time
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,7 +40,8 @@ from erasure.evaluators.base import Outcome
 from erasure.execution.jobs import JobResult, ReferenceTask, Task, UnlearnTask
 from erasure.execution.original_probe import WorkspaceProbe
 from erasure.execution.safety import (
-    interrupted_by_user, nonfinite_parameters, partitions_for_job, signature, undefined_reason,
+    SharedTensors, data_tensors, interrupted_by_user, model_tensors, nonfinite_parameters, partitions_for_job,
+    undefined_reason, version_of,
 )
 from erasure.execution.task_check import check_task
 from erasure.models.schemes.base import fit_model, prepare_model, uses_candidates
@@ -91,7 +93,8 @@ class SeedState:
     data_key: str = ""
     models: dict[str, tuple[nn.Module, Timing]] = field(default_factory=dict)  # "original", "gold", "gold@1"...
     memos: dict[int, dict] = field(default_factory=dict)  # per request: outputs of the original and gold
-    signatures: dict[str, Any] = field(default_factory=dict)  # of the shared tensors, to detect changes
+    guards: dict[str, SharedTensors] = field(default_factory=dict)  # "the dataset" and each model: changes
+    models_before_job: set[str] = field(default_factory=set)  # what the running job found in ``models``
 
     @property
     def partitions(self) -> Partitions:
@@ -109,8 +112,14 @@ class SeedState:
     def memo(self, request: int) -> dict:
         return self.memos.setdefault(request, {})
 
-    def data_signature(self) -> tuple:
-        return signature([p for r in self.requests for p in (r.unlearning, r.evaluation)])
+    def watch_data(self) -> None:
+        """Start watching the data and partitions that this seed's jobs share."""
+        parts = [p for r in self.requests for p in (r.unlearning, r.evaluation)]
+        self.guards["the dataset"] = SharedTensors(lambda: data_tensors(parts))
+
+    def watch_model(self, kind: str) -> None:
+        model = self.models[kind][0]
+        self.guards[kind] = SharedTensors(lambda: model_tensors(model), exact=True)
 
 
 class Workspace:
@@ -125,6 +134,10 @@ class Workspace:
         self.states: dict[int, SeedState] = {}
         self.events: list[str] = []  # log lines about reference models, drained by each task
         self._dataset: Dataset | None = None
+        self._fingerprint = ""
+        self._on_device: dict[int, Any] = {}  # each loaded tensor's copy on the device, shared by seeds and requests
+        self._kept: dict[int, dict[str, tuple[nn.Module, Timing]]] = {}  # models of seeds to rebuild
+        self._hashes: dict[int, tuple[Any, int, str]] = {}  # index_hash of shared tensors, by id
 
     # ------------------------------------------------------------------ data
     def dataset(self) -> Dataset:
@@ -135,13 +148,15 @@ class Workspace:
                 raise
             except Exception as exc:
                 raise RunError(f"data source {type(self.exp.source).__name__} failed to load: {describe(exc)}") from exc
+            self._fingerprint = self._dataset.fingerprint()
+            self._on_device = {}
         return self._dataset
 
     def state(self, seed: int) -> SeedState:
         """The partitions of ``seed`` (built on first use); reference models are added as they are trained."""
         if seed not in self.states:
             dataset = self.dataset()
-            data_key = dataset.fingerprint()
+            data_key = self._fingerprint
             probing = SeedState(seed, [], data_key=data_key)  # what the original needs before the forget set exists
             try:
                 check_task(self.exp, dataset)
@@ -151,12 +166,16 @@ class Workspace:
                     original=lambda data, train: WorkspaceProbe(self, probing, data.to(self.device), train.to(self.device)))
             except ConfigError as exc:
                 raise exc.in_file(self.exp.file_for(exc.path))
-            moved = [Request(r.unlearning.to(self.device), r.evaluation.to(self.device)) for r in requests]
+            moved = [Request(r.unlearning.to(self.device, self._on_device), r.evaluation.to(self.device, self._on_device))
+                     for r in requests]
             if len(requests) == 1:
                 moved = [Request(moved[0].evaluation, moved[0].evaluation)]
             modified = requests[-1].evaluation.extras.get("modified")  # e.g. a backdoor: models train on other data
             state = SeedState(seed, moved, data_key=content_key(data=data_key, modified=modified) if modified else data_key)
-            state.signatures["data"] = state.data_signature()
+            state.watch_data()
+            state.models.update(self._kept.pop(seed, {}))
+            for kind in state.models:
+                state.watch_model(kind)
             self.states[seed] = state
         return self.states[seed]
 
@@ -175,6 +194,17 @@ class Workspace:
                 torch.manual_seed(init_seed)
                 return build(self.exp.model_spec, "model", "model", **provided).to(self.device)
 
+    def hash_of(self, t: Tensor) -> str:
+        """:func:`index_hash` of ``t``, computed once while ``t`` lives unchanged (per-example
+        attacks key many models by one partition, or by the edges of one graph)."""
+        ref, version, digest = self._hashes.get(id(t), (lambda: None, -1, ""))
+        if ref() is not t or version != version_of(t) or version == -1:
+            digest = index_hash(t)
+            if len(self._hashes) > 1000:  # forget the tensors that are gone
+                self._hashes = {k: v for k, v in self._hashes.items() if v[0]() is not None}
+            self._hashes[id(t)] = (weakref.ref(t), version_of(t), digest)
+        return digest
+
     def train_cached(self, state: SeedState, tag: str, index: Tensor, seed: int, recipe: TrainingRecipe | None = None,
                      partitions: Partitions | None = None, name: str | None = None) -> tuple[nn.Module, Timing]:
         """A fresh model trained on ``index`` with ``recipe`` (default: the original's), through the cache.
@@ -184,15 +214,21 @@ class Workspace:
         """
         parts = partitions or state.partitions
         recipe = recipe or self.exp.recipe
-        graph = {"graph": index_hash(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
-        candidates = state.requests[-1].evaluation["forget"]  # what the run may delete: a scheme may log for it
-        scheme = {"candidates": index_hash(candidates)} if uses_candidates(recipe) else {}
+        graph = {"graph": self.hash_of(parts.dataset.inputs.edge_index)} if parts.dataset.kind == "node_graph" else {}
+        candidates, scheme = None, {}
+        if uses_candidates(recipe):  # what the run may delete: the scheme logs for it
+            if not state.requests:
+                raise ConfigError("a forget set chosen with the original model cannot be combined with a training "
+                                  "scheme that logs for the forget set (it does not exist yet)", "data.forget")
+            candidates = state.requests[-1].evaluation["forget"]
+            scheme = {"candidates": self.hash_of(candidates)}
         key = content_key(
-            kind=tag, data=state.data_key, source=self.exp.source_spec, split=index_hash(index),
+            kind=tag, data=state.data_key, source=self.exp.source_spec, split=self.hash_of(index),
             model=self.exp.model_spec, training=recipe.as_dict(), seed=seed, version=__version__, **graph, **scheme,
         )
 
         def train(model: nn.Module) -> Timing:  # also when first asked for inside a component's no_grad block
+            self._check_data(state, f"training the {name or tag} model")
             with torch.random.fork_rng(devices=[]), torch.enable_grad():
                 generator = seed_everything(derive_seed(seed, "train"))
                 with measure(self.device) as timing:
@@ -238,14 +274,14 @@ class Workspace:
                 raise RunError(f"the {name} model of seed {state.seed} has non-finite parameters ({bad}); "
                                "check the training recipe (learning rate, loss)")
             state.models[name] = (model, timing)
-            state.signatures[name] = signature(model)
+            state.watch_model(name)
         return state.models[name]
 
     def job_recipe(self, unlearner: Any) -> TrainingRecipe:
         """The recipe of a method's original and gold: the config's, under the training scheme the
         method declares when the config names none (a config's scheme that differs from the
         method's is refused when the config is built)."""
-        needed = unlearner.training_scheme()
+        needed = None if unlearner is None else unlearner.training_scheme()
         if needed is None or self.exp.recipe.scheme is not None:
             return self.exp.recipe
         return dataclasses.replace(self.exp.recipe, scheme=needed)
@@ -358,10 +394,10 @@ class Workspace:
         else:
             original, _ = self.train_cached(state, "original", parts["train"], original_seed, recipe,
                                             partitions=parts.before_forget())
-        forget = [index_hash(state.requests[r].unlearning["forget"]) for r in range(request + 1)]
+        forget = [self.hash_of(state.requests[r].unlearning["forget"]) for r in range(request + 1)]
         key = content_key(
             kind="unlearned", data=state.data_key, source=self.exp.source_spec,
-            split=index_hash(parts["train"]), forget=forget[0] if request == 0 else forget, model=self.exp.model_spec,
+            split=self.hash_of(parts["train"]), forget=forget[0] if request == 0 else forget, model=self.exp.model_spec,
             training=recipe.as_dict(), seed=original_seed, version=__version__,
             unlearner=type(unlearner).__name__, parameters=params_json(unlearner),
             **({} if seed == original_seed else {"unlearn_seed": seed}),
@@ -381,6 +417,7 @@ class Workspace:
                     model.load_state_dict(result.state_dict())
                 total.wall_seconds += timing.wall_seconds
                 total.cpu_seconds += timing.cpu_seconds
+            self._check_data(state, f"caching a model unlearned by {label}")
             return total
 
         model, _, _ = self.cache.get_or_train(key, copy.deepcopy(original), unlearn, {
@@ -407,6 +444,7 @@ class Workspace:
         """
         params = params_json(entry.unlearner) if params is None else params
         model = copy.deepcopy(self.reference(state, "original", self.job_recipe(entry.unlearner))[0])
+        state.models_before_job = set(state.models)
         several = len(state.requests) > 1
         rows: list[dict[str, Any]] = []
         for request in range(len(state.requests)):
@@ -449,11 +487,11 @@ class Workspace:
             if interrupted_by_user(exc):
                 raise
             log.debug("unlearner %s failed", label, exc_info=True)
-            return model, [row("unlearn", status="error", error=describe(exc))] + self._changed_shared_state(state, row), None
+            return model, [row("unlearn", status="error", error=describe(exc))] + self._changed_shared_state(state, row, True), None
         timing = ctx.timing_override or timing
         wall = timing.wall_seconds
         rows = [row(m, v, step=s, wall=wall) for s, m, v in ctx.extras["trajectory"]]
-        changed = self._changed_shared_state(state, row)
+        changed = self._changed_shared_state(state, row, False)
         if changed:
             return model, rows + changed, None
         outcome = self.make_outcome(state, label, entry.unlearner, model, ctx, timing, request or 0)
@@ -476,21 +514,37 @@ class Workspace:
             for k, v in metrics.items():
                 reason = undefined_reason(v)
                 rows.append(row(k, float(v), wall=wall, status="undefined" if reason else "ok", error=reason or ""))
-        changed = self._changed_shared_state(state, row)
+        changed = self._changed_shared_state(state, row, True)
         if changed:
             return model, [r for r in rows if r["status"] != "ok"] + changed, None
         return model, rows, outcome
 
-    def _changed_shared_state(self, state: SeedState, row: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
-        """Error rows if the job changed data or models other jobs share; the seed is then rebuilt."""
-        changed = ["the dataset"] if state.data_signature() != state.signatures["data"] else []
-        changed += [k for k, (m, _) in state.models.items() if signature(m) != state.signatures[k]]
+    def _changed_shared_state(self, state: SeedState, row: Callable[..., dict[str, Any]],
+                              final: bool) -> list[dict[str, Any]]:
+        """Error rows if the job changed data or models that other jobs share (at a cost that does not
+        grow with the data: :class:`~erasure.execution.safety.SharedTensors`; ``final``: the models'
+        weights are checksummed in full too). Then every seed that shares what changed is rebuilt
+        before its next job: the data reloaded from the source, the changed models from the cache,
+        and nothing kept that was built while the job ran."""
+        changed = [k for k, guard in state.guards.items() if guard.changed(full=final)]
         if not changed:
             return []
-        del self.states[state.seed]  # rebuilt from the source and the cache by the next job
-        self._dataset = None
+        seeds = [state.seed]
+        if "the dataset" in changed:
+            spoiled = state.guards["the dataset"].storages
+            seeds += [s for s, other in self.states.items() if s != state.seed and other.guards["the dataset"].storages & spoiled]
+            self._dataset = None
+        for seed in seeds:
+            gone = self.states.pop(seed)
+            before = gone.models_before_job if seed == state.seed else set(gone.models)
+            self._kept[seed] = {k: v for k, v in gone.models.items() if k not in changed and k in before}
         message = f"the job changed shared state ({', '.join(changed)}); components must not modify them in place"
         return [row("shared_state", status="error", error=message)]
+
+    def _check_data(self, state: SeedState, before: str) -> None:
+        """Refuse to train or cache a model on shared data that a running job has changed."""
+        if state.guards["the dataset"].changed():
+            raise RuntimeError(f"the shared data changed before {before}; components must not modify it in place")
 
     # ----------------------------------------------------------------- tasks
     def entry_of(self, task: UnlearnTask) -> UnlearnerEntry:

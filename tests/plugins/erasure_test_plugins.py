@@ -100,13 +100,23 @@ class Raises(Unlearner, register=False):
 
 
 class ChangesSharedData(Unlearner, register=False):
-    """Writes into the data it was given: ``what`` is "targets" (its own copy) or "inputs" (shared)."""
+    """Writes into the data it was given: ``what`` is "targets" (its own copy) or "inputs" (shared);
+    ``how``: "in_place" (a torch in-place op), "data" (through ``.data``, which autograd's version
+    counter does not see) or "numpy" (through the array that ``.numpy()`` shares)."""
 
-    def __init__(self, what: str = "inputs"):
+    def __init__(self, what: str = "inputs", how: str = "in_place"):
         self.what = what
+        self.how = how
 
     def unlearn(self, model: nn.Module, ctx: UnlearningContext) -> nn.Module:
-        getattr(ctx.partitions.dataset, self.what).zero_()
+        tensor = getattr(ctx.partitions.dataset, self.what)
+        if self.how == "in_place":
+            tensor.zero_()
+        elif self.how == "data":
+            tensor.data.mul_(0.5)
+        else:
+            array = tensor.numpy()
+            array -= array.mean(0)
         return model
 
 
