@@ -160,7 +160,7 @@ def read_indices(path: str, key: str) -> list[int]:
         raise ConfigError(f"cannot read indices: {exc}", "path") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read indices from {file}: {exc.strerror or exc}", "path") from exc
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
+    except (ValueError, EOFError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
         raise ConfigError(f"{file} is not valid JSON or .npy: {exc}", "path") from exc
     if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_INDEX
                                                for v in values):

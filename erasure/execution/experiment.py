@@ -299,7 +299,10 @@ def _checkpoint(model: dict[str, Any]) -> tuple[str | None, str | None]:
             raise ConfigError("'checkpoint_sha256' needs a 'checkpoint'", "model.checkpoint_sha256")
         return None, None
     check_path_text(path, "model.checkpoint")
-    file = Path(path).expanduser()
+    try:
+        file = Path(path).expanduser()
+    except RuntimeError as exc:  # "~user" of no such user
+        raise ConfigError(f"cannot expand {path!r}: {exc}", "model.checkpoint") from exc
     check_path_text(str(file), "model.checkpoint")
     digest = hashlib.sha256()
     try:

@@ -71,6 +71,11 @@ def check_journal(path: str | Path) -> None:
         if _entry(line) is None:
             raise ConfigError(f"line {number} is not an Optuna journal entry (the file is damaged); "
                               f"{journal_remedy(path)}", file=str(path))
+    try:
+        journal_storage(path).get_all_studies()  # replays every entry, as resuming will
+    except Exception as exc:  # entries that are JSON but not a consistent history
+        raise ConfigError(f"the journal cannot be replayed ({type(exc).__name__}: {exc}); {journal_remedy(path)}",
+                          file=str(path)) from exc
 
 
 def _entry(line: bytes) -> dict | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import torch
 
 from erasure.core.params import Fraction, PositiveInt, Range
-from erasure.data.dataset import MULTI_LABEL, SINGLE_LABEL, Dataset, DataSource
+from erasure.data.dataset import SINGLE_LABEL, Dataset, DataSource
 from erasure.data.sources.synthetic import correlated_attribute
 
 
@@ -68,8 +68,6 @@ class SklearnMultiLabel(DataSource):
     group forgetting and feature unlearning. The data depends on ``seed`` only, not on the
     experiment seed.
     """
-
-    task = MULTI_LABEL
 
     def __init__(self, n_samples: Annotated[int, Range(10)] = 1000, n_features: PositiveInt = 20,
                  num_labels: Annotated[int, Range(2)] = 5, labels_per_sample: PositiveInt = 2,
