@@ -125,6 +125,30 @@ def test_summary_md_escapes_html_in_labels_metrics_and_titles(received, monkeypa
     assert not any(raw in page for raw in [*HTML_LABELS, "<b onmouseover"])
 
 
+@pytest.mark.parametrize("planted", ["targets.json", "results.jsonl", "results.jsonl.tmp", "artifacts/seed0/m/x.npy",
+                                     "artifacts/index.csv"])
+def test_the_other_run_outputs_never_write_through_a_link(tmp_path, planted):
+    """The same rule for the files a run writes beside results.csv (found while auditing item 1)."""
+    from erasure.results.directory import save_artifact
+    from erasure.results.jsonl import replace_file
+    from erasure.results.targets import Target, write_targets
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (tmp_path / planted).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / planted).symlink_to(victim)
+    try:
+        if planted == "targets.json":
+            write_targets({"m": Target("ideal", 1.0)}, tmp_path / planted)
+        elif planted.startswith("results.jsonl"):
+            replace_file(tmp_path / "results.jsonl", "{}\n")
+        else:
+            save_artifact(tmp_path, 0, "m", "x", [1.0, 2.0])
+    except ConfigError as exc:
+        assert "symbolic link" in str(exc)
+    assert victim.read_text() == "keep me"
+
+
 # --------------------------------------------------------------------- 2: the tuning journal
 def tuning_config(tmp_path: Path) -> dict:
     return tiny_config(tmp_path, unlearners=[{"class": "Identity"}, {"class": "GoldModel"},
