@@ -276,6 +276,17 @@ def test_a_fifo_or_device_as_the_index_file_is_refused(tmp_path, no_hang, name):
         read_indices(str(tmp_path / f"zero-{name}"), "forget")
 
 
+@pytest.mark.parametrize("source", ["UCISource", "HuggingFaceSource"])
+def test_a_fifo_as_a_csv_data_file_is_refused(tmp_path, no_hang, source):
+    from erasure.data.sources.huggingface import HuggingFaceSource
+    from erasure.data.sources.uci import UCISource
+
+    path = str(fifo(tmp_path / "data.csv"))
+    spec = UCISource(path=path, target="y") if source == "UCISource" else HuggingFaceSource("csv", data_files=path)
+    with pytest.raises(ConfigError, match="FIFO"):
+        spec.load()
+
+
 def test_a_fifo_as_the_tuning_journal_is_refused(tmp_path, no_hang, capsys):
     config = tuning_config(tmp_path)
     fifo(Path(config["output"]["dir"]) / "tuning" / "study.journal")
