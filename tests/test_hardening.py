@@ -384,6 +384,8 @@ def test_an_index_beyond_int64_is_a_config_error(tmp_path, tiny_data, values):
     path.write_text(json.dumps(values))
     with pytest.raises(ConfigError, match="index"):
         IndexForget(path=str(path)).select(*tiny_data, np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="indices"):  # given in the config
+        IndexForget(indices=values).check()
 
 
 @pytest.mark.parametrize("name", ["x{0}{seed}.json", "x{{seed}.json", "{seed}}.json", "{seed}{}.json"])

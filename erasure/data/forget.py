@@ -13,7 +13,7 @@ from torch import Tensor
 
 from erasure.core.errors import ConfigError
 from erasure.core.params import NonNegativeInt, OpenFraction, PositiveInt, Range
-from erasure.core.paths import NotRegularFile, check_path_text, open_regular
+from erasure.core.paths import NotRegularFile, check_path_text, read_regular
 from erasure.core.registry import Component
 from erasure.data.dataset import Dataset
 
@@ -144,10 +144,7 @@ def read_indices(path: str, key: str) -> list[int]:
 
     file, data = Path(path), None
     try:
-        with open_regular(file, MAX_INDEX_FILE_BYTES) as f:
-            raw = f.read(MAX_INDEX_FILE_BYTES + 1)
-        if len(raw) > MAX_INDEX_FILE_BYTES:
-            raise NotRegularFile(f"{file} is larger than {MAX_INDEX_FILE_BYTES:,} bytes")
+        raw = read_regular(file, MAX_INDEX_FILE_BYTES)
         if file.suffix == ".npy":
             values = np.load(io.BytesIO(raw), allow_pickle=False)
             if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):

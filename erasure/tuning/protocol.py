@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from erasure.execution.experiment import Experiment, UnlearnerEntry
+from erasure.core.errors import ConfigError
 from erasure.core.factory import allowed_imports, build
 from erasure.core.params import IntRange
 from erasure.execution.jobs import JobResult, Plan, ReferenceTask, UnlearnTask
@@ -33,7 +34,6 @@ from erasure.execution.workspace import RunError, params_json
 from erasure.results.files import atomic_write_text
 from erasure.results.targets import targets_of
 from erasure.tuning.objectives import final_metrics, trial_value
-from erasure.core.errors import ConfigError
 from erasure.tuning.pruning import check_journal, journal_remedy, journal_storage, make_pruner, trial_link
 
 log = logging.getLogger("erasure")
