@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from erasure.core.errors import ConfigError
 from erasure.results.summary import trajectory_table  # noqa: F401  (re-exported)
 
 
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         names = plot_trajectories(args.results, args.output, args.reference, args.by)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ConfigError) as exc:
         print(f"error: {exc}")
         return 2
     print(f"wrote {args.output} ({len(names)} unlearner(s): {', '.join(names)})")

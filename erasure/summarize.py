@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from erasure.core.errors import ConfigError
 from erasure.results.directory import load_results
 from erasure.results.summary import format_table, format_wide, summarize, write_summary
 
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {label!r} comes with several parameter sets; each is its own row", file=sys.stderr)
     records = summarize(rows, results.reference, results.targets, results.identity, results.ranking)
     out = args.out or results.path.with_name("summary.csv")
-    write_summary(records, out)
+    try:
+        write_summary(records, out)  # atomically, never through a symbolic link
+    except (OSError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(format_table(records, results.targets))
     print()
     print(format_wide(records, results.targets, ranking=results.ranking))

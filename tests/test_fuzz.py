@@ -211,3 +211,204 @@ def test_real_runs_of_tiny_variants(workdir, config):
     assert_clean_answer(code, err, path, (0, 1, 2))
     if code == 1:
         assert not err or err.startswith("error:"), err
+
+
+# ------------------------------------------------------- files beside the config (docs/security.md)
+#: Names and contents an attacker or an accident leaves where erasure reads or writes.
+PATH_TEXTS = ["x" * 300, "a/" * 2100, "", ".", "..", "../../etc/passwd", "/dev/zero", "/dev/null", "loop",
+              "fifo", "dir", "nul\x00", "{0}", "{", "}{seed}", "~", "link-to-file", "file"]
+
+
+@pytest.fixture(scope="module")
+def surfaces(workdir) -> Path:
+    """A folder holding a symbolic-link loop, a FIFO, a directory, a link to a file and a file."""
+    import os
+
+    folder = workdir / "surfaces"
+    folder.mkdir()
+    (folder / "loop").symlink_to(folder / "loop")
+    os.mkfifo(folder / "fifo")
+    (folder / "dir").mkdir()
+    (folder / "file").write_text("{}")
+    (folder / "link-to-file").symlink_to(folder / "file")
+    return folder
+
+
+@settings(FUZZ, max_examples=40)
+@given(name=st.sampled_from(PATH_TEXTS) | st.text(max_size=20), where=st.sampled_from(["include", "checkpoint"]))
+def test_include_and_checkpoint_paths(surfaces, name, where):
+    """An include or a checkpoint naming anything (a FIFO, a loop, a device, an over-long name):
+    read, or a config error; never a hang or another exception."""
+    from erasure.core.config import compose_config
+    from erasure.core.errors import ConfigError
+    from erasure.execution.experiment import _checkpoint
+
+    path = surfaces / "config.jsonc"
+    path.write_text(json.dumps({"name": "x", "include": [name]}))
+    try:
+        compose_config(path) if where == "include" else _checkpoint({"checkpoint": name})
+    except ConfigError as exc:
+        assert str(exc).count("\n") == 0 or "\n" in name
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-(2 ** 80), 2 ** 80) | st.floats() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["forget", "x"]), inner,
+                                                                                       max_size=2), max_leaves=6)
+
+
+@settings(FUZZ, max_examples=60)
+@given(content=st.binary(max_size=64) | JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+       suffix=st.sampled_from([".json", ".npy"]))
+def test_index_files(workdir, content, suffix):
+    """Whatever an IndexForget file holds: a list of int64 indices, or a config error."""
+    from erasure.core.errors import ConfigError
+    from erasure.data.forget import read_indices
+
+    path = workdir / f"indices{suffix}"
+    path.write_bytes(content)
+    try:
+        values = read_indices(str(path), "forget")
+    except ConfigError:
+        return
+    assert all(isinstance(v, int) and 0 <= v < 2 ** 63 for v in values)
+
+
+@settings(FUZZ, max_examples=40)
+@given(cut=st.integers(0, 10 ** 6), insert=st.binary(max_size=12), suffix=st.sampled_from([".pt", ".npz", ".safetensors"]))
+def test_tensor_files(workdir, cut, insert, suffix):
+    """A TensorFileSource file cut short or with bytes inserted: a dataset, or a clean error naming the file."""
+    import numpy as np
+    import torch
+
+    from erasure.core.errors import ConfigError
+    from erasure.data.sources.tensor_file import TensorFileSource
+
+    path = workdir / f"data{suffix}"
+    arrays = {"x": np.zeros((4, 2), np.float32), "y": np.array([0, 1, 0, 1])}
+    if suffix == ".npz":
+        np.savez(path, **arrays)
+    elif suffix == ".pt":
+        torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, path)
+    else:
+        from safetensors.numpy import save_file
+
+        save_file(arrays, str(path))
+    data = path.read_bytes()
+    at = cut % (len(data) + 1)
+    path.write_bytes(data[:at] + insert + (data[at:] if insert else b""))
+    try:
+        TensorFileSource(str(path)).load()
+    except ConfigError:
+        pass
+    except RuntimeError as exc:  # the run reports "data source ... failed to load" (exit 1)
+        assert str(path) in str(exc)
+
+
+@pytest.fixture(scope="module")
+def journal_bytes(tmp_path_factory) -> bytes:
+    """A study journal as the tuning protocol writes it: trials asked, told, failed and attributed."""
+    import optuna
+
+    from erasure.tuning.pruning import journal_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = tmp_path_factory.mktemp("journal") / "study.journal"
+    study = optuna.create_study(study_name="NegGrad", storage=journal_storage(path), direction="minimize")
+    d = optuna.distributions
+    for i in range(3):
+        trial = study.ask({"lr": d.FloatDistribution(1e-4, 1e-1, log=True), "epochs": d.IntDistribution(1, 3)})
+        trial.set_user_attr("seed_values", {"100": 0.1 * i})
+        study.tell(trial, 0.1 * i if i < 2 else None, state=None if i < 2 else optuna.trial.TrialState.FAIL)
+    return path.read_bytes()
+
+
+@settings(FUZZ, max_examples=40)
+@given(op=st.sampled_from(["cut", "delete", "insert", "append"]), at=st.integers(0, 10 ** 6), span=st.integers(0, 60),
+       insert=st.binary(max_size=12) | st.sampled_from([b"\n", b'{"op_code": 99}\n', b"{}\n", b'{"op']))
+def test_damaged_tuning_journals(workdir, journal_bytes, op, at, span, insert):
+    """A journal cut (a kill), with a span deleted or bytes inserted: repaired (a torn last line
+    dropped) and then replayable, or a config error naming the file and the remedy."""
+    from erasure.core.errors import ConfigError
+    from erasure.tuning.pruning import check_journal, journal_storage
+
+    data = journal_bytes
+    i = at % (len(data) + 1)
+    data = {"cut": data[:i], "delete": data[:i] + data[i + span:], "insert": data[:i] + insert + data[i:],
+            "append": data + insert}[op]
+    path = workdir / "fuzzed.journal"
+    path.write_bytes(data)
+    try:
+        check_journal(path)
+    except ConfigError as exc:
+        assert exc.file == str(path) and "delete" in str(exc)
+        return
+    journal_storage(path).get_all_studies()
+    assert path.read_bytes() == b"" or path.read_bytes().endswith(b"\n")
+
+
+@settings(FUZZ, max_examples=40)
+@given(texts=st.lists(st.text(min_size=1, max_size=16) | st.sampled_from(["<script>x</script>", "a|b", "<img onerror=y>",
+                                                                          "&amp;", "line\nbreak", "**b**"]),
+                      min_size=3, max_size=3))
+def test_markdown_tables_escape_labels_metrics_and_titles(report_run, texts):
+    """summary.md shows any label, metric name and title as text: no raw HTML tag, no stray column."""
+    from erasure.report.data import RunSummary
+    from erasure.report.tables import markdown
+
+    label, metric, title = texts
+    records = [{**r, "unlearner": label if r["unlearner"] == "Identity" else r["unlearner"],
+                "metric": metric if r["metric"] == "accuracy_test" else r["metric"]} for r in report_run.records]
+    text = markdown([RunSummary(report_run.results, title, records)])
+    assert "<" not in text and ">" not in text
+    for line in text.splitlines():
+        if line.startswith("| "):
+            cells = line.replace("\\|", "").split("|")
+            assert len(cells) == line.count("|") + 1 - line.count("\\|")
+    widths = {line.replace("\\|", "").count("|") for line in text.splitlines()
+              if line.startswith("| ") and "metric | target" in text}
+    assert widths
+
+
+@pytest.fixture(scope="module")
+def report_run(workdir):
+    from conftest import make_runner, tiny_config
+    from erasure.report.data import load_run
+
+    make_runner(tiny_config(workdir / "report", unlearners=[{"class": "Identity"}, {"class": "GoldModel"}])).run()
+    return load_run(workdir / "report" / "out")
+
+
+@settings(FUZZ, max_examples=30)
+@given(planted=st.sampled_from(["none", "file", "link", "dangling link", "directory", "fifo"]),
+       text=st.text(max_size=30))
+def test_atomic_writes_of_results_and_reports(workdir, planted, text):
+    """Whatever sits where a report or result file goes, it is replaced whole, or the write is
+    refused; nothing is written through a link."""
+    import os
+
+    from erasure.core.errors import ConfigError
+    from erasure.results.files import atomic_write_text
+
+    folder = workdir / f"atomic-{next(COUNTER)}"
+    folder.mkdir()
+    victim = folder / "victim"
+    victim.write_text("keep")
+    target = folder / "summary.md"
+    if planted == "file":
+        target.write_text("old")
+    elif planted == "link":
+        target.symlink_to(victim)
+    elif planted == "dangling link":
+        target.symlink_to(folder / "nowhere")
+    elif planted == "directory":
+        target.mkdir()
+    elif planted == "fifo":
+        os.mkfifo(target)
+    try:
+        atomic_write_text(target, text)
+    except ConfigError:
+        assert planted in ("link", "dangling link", "directory")
+    else:
+        assert target.read_text(encoding="utf-8") == text and not target.is_symlink()
+    assert victim.read_text() == "keep" and not (folder / "nowhere").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["summary.md", "victim"]

@@ -9,7 +9,8 @@ Several processes (a local worker pool, Ray workers on a shared filesystem) may
 ask for the same key at once: the first takes ``<key>.lock`` and trains, the
 others wait for the lock and then load what it wrote, so every model is trained
 once. A cache directory that cannot be written (read-only, full) degrades to
-"no cache" with a warning; the run goes on.
+"no cache" with a warning; the run goes on (a corrupt entry in a read-only
+cache is skipped, and the model trained without caching).
 
 Default location: ``$ERASURE_CACHE_DIR`` if set, else ``~/.cache/erasure/models``;
 a config's ``"cache": {"dir": ...}`` overrides both.
@@ -111,8 +112,11 @@ class ModelCache:
             model.load_state_dict(state)
         except Exception as exc:  # a truncated, edited or foreign entry
             log.warning("cache entry %s is corrupt (%s); removing it and rebuilding", weights, exc)
-            _remove(weights)
-            _remove(meta_path)
+            try:
+                _remove(weights)
+                _remove(meta_path)
+            except OSError as error:  # a read-only cache: skip the entry, train without caching
+                self._disable(f"cannot remove its corrupt entry {weights.name}: {error.strerror or error}")
             return None
         return meta, timing
 
@@ -128,7 +132,10 @@ class ModelCache:
             record = dict(meta, sha256=_sha256(weights))
             _atomic_write(meta_path, lambda f: f.write(json.dumps(record, indent=1, default=str)), mode="w")
         except OSError as exc:  # read-only, full, or not a directory
-            _remove(weights)
+            try:
+                _remove(weights)
+            except OSError:
+                pass
             self._disable(exc.strerror or str(exc))
 
     def _lock(self, key: str) -> Any:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from erasure.core.errors import ConfigError, join_path
-from erasure.core.paths import check_path_text
+from erasure.core.paths import NotRegularFile, check_path_text, open_regular
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "config.schema.json"
 DEFAULT_EVALUATORS = [{"class": "Accuracy"}]
@@ -39,8 +39,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
 
     file = str(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # never a FIFO (it would wait for a writer) or a device
             raw = f.read(MAX_CONFIG_BYTES + 1)
+    except NotRegularFile as exc:
+        raise ConfigError(f"cannot read the config: {exc}", file=file) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read the config: {exc.strerror or exc}", file=file) from exc
     except ValueError as exc:  # a NUL in the path
@@ -271,11 +273,20 @@ def compose_config(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
         origins: dict[str, str] = {}
         for i, name in enumerate(includes):
             target = file.parent / name
-            if any(target.resolve() == c.resolve() for c in chain):
-                cycle = " -> ".join(str(c) for c in [*chain, target])
-                raise ConfigError(f"the includes form a cycle: {cycle}", f"include[{i}]", str(file))
-            if not target.is_file():
-                raise ConfigError(f"no config file {target} to include", f"include[{i}]", str(file))
+            try:
+                check_path_text(str(target), f"include[{i}]")
+                if any(target.resolve() == c.resolve() for c in chain):
+                    cycle = " -> ".join(str(c) for c in [*chain, target])
+                    raise ConfigError(f"the includes form a cycle: {cycle}", f"include[{i}]")
+                found = target.is_file()
+            except ConfigError as exc:
+                raise exc.in_file(str(file))
+            except (OSError, RuntimeError) as exc:  # a symbolic-link loop, a name the file system refuses
+                raise ConfigError(f"cannot include {target}: {getattr(exc, 'strerror', None) or exc}",
+                                  f"include[{i}]", str(file)) from exc
+            if not found:
+                raise ConfigError(f"no config file {target} to include (or not a regular file)", f"include[{i}]",
+                                  str(file))
             _merge(config, origins, *load(target, [*chain, target]), str(target))
         _merge(config, origins, own, {}, str(file))
         return config, origins

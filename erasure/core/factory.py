@@ -11,6 +11,7 @@ parameters are checked against its constructor before anything runs.
 """
 from __future__ import annotations
 
+import _imp
 import contextlib
 import contextvars
 import importlib
@@ -89,6 +90,9 @@ def check_plugin_module(module: Any, path: str) -> None:
         spec = None
     if spec is None:
         raise ConfigError(f"cannot import module {module!r}: no module named {top!r} on the Python path", path)
+    if spec.origin in ("frozen", "built-in") or _imp.is_frozen(top) or _imp.is_builtin(top):
+        raise ConfigError(f"refusing to import {module!r}: {top!r} is a frozen or built-in module of Python's "
+                          "standard library, not a plugin", path)
     locations = list(spec.submodule_search_locations or []) or [spec.origin or ""]
     if any(_installed(location) for location in locations) and top not in declared_plugins():
         raise ConfigError(f"refusing to import {module!r}: {top!r} is an installed package that does not declare "

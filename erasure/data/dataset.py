@@ -23,11 +23,22 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor
 
+from erasure.core.errors import ConfigError
 from erasure.core.registry import Component
 
 SINGLE_LABEL = "single-label"
 MULTI_LABEL = "multi-label"
 TASKS = (SINGLE_LABEL, MULTI_LABEL)
+#: More classes are refused: a label read from a data file as 10**12 would otherwise size a model's
+#: output layer and the list of class names (ImageNet-21k has about 22,000 classes).
+MAX_CLASSES = 1 << 20
+
+
+def check_num_classes(num_classes: int, where: str, source: str) -> None:
+    """Refuse an absurd number of classes (a :class:`ConfigError` at ``where``)."""
+    if num_classes > MAX_CLASSES:
+        raise ConfigError(f"{source}: labels up to {num_classes - 1} would make {num_classes:,} classes, more than "
+                          f"{MAX_CLASSES:,}; labels are class indices 0..C-1 (or names, coded in sorted order)", where)
 
 
 @dataclass
@@ -245,7 +256,11 @@ class Dataset:
 
 
 class DataSource(Component, kind="data_source"):
-    """Loads a :class:`Dataset`. Subclasses implement :meth:`load`."""
+    """Loads a :class:`Dataset`. Subclasses implement :meth:`load`. ``task`` is the task of the data
+    where it is known before loading (``"single-label"``, ``"multi-label"``), so that validation
+    checks the training loss against it; None where only the data tells."""
+
+    task: str | None = None
 
     def load(self) -> Dataset:
         raise NotImplementedError

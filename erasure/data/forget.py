@@ -22,6 +22,7 @@ from torch import Tensor
 
 from erasure.core.errors import ConfigError
 from erasure.core.params import NonNegativeInt, OpenFraction, PositiveInt, Range
+from erasure.core.paths import NotRegularFile, check_path_text, read_regular
 from erasure.core.registry import Component
 from erasure.data.dataset import Dataset
 
@@ -182,29 +183,42 @@ class RandomForget(SizedForget):
         return train_idx[torch.as_tensor(np.sort(chosen), device=train_idx.device)]
 
 
+#: Larger index files are refused (a million indices as JSON take about 8 MB).
+MAX_INDEX_FILE_BYTES = 256 << 20
+#: Indices are int64 tensors.
+MAX_INDEX = 2 ** 63 - 1
+
+
 def read_indices(path: str, key: str) -> list[int]:
     """Sample indices from a file: ``.npy`` (a 1-D integer array, read without pickle) or ``.json``
-    (a list, or an object whose ``key`` holds one, like the ``indices/seed<N>.json`` a run writes)."""
+    (a list, or an object whose ``key`` holds one, like the ``indices/seed<N>.json`` a run writes).
+    The file must be a regular file (never a FIFO or a device) of at most ``MAX_INDEX_FILE_BYTES``."""
+    import io
+    import json
     from pathlib import Path
 
-    file = Path(path)
+    file, data = Path(path), None
     try:
+        raw = read_regular(file, MAX_INDEX_FILE_BYTES)
         if file.suffix == ".npy":
-            values = np.load(file, allow_pickle=False)
+            values = np.load(io.BytesIO(raw), allow_pickle=False)
             if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
                 raise ConfigError(f"{file} holds a {values.dtype} array of shape {values.shape}; expected 1-D integers", "path")
-            return values.tolist()
-        import json
-
-        data = json.loads(file.read_text())
+            values = values.tolist()
+        else:
+            data = json.loads(raw.decode("utf-8-sig"))
+            values = data.get(key) if isinstance(data, dict) else data
+    except NotRegularFile as exc:
+        raise ConfigError(f"cannot read indices: {exc}", "path") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read indices from {file}: {exc.strerror or exc}", "path") from exc
-    except ValueError as exc:
+    except (ValueError, EOFError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError too
         raise ConfigError(f"{file} is not valid JSON or .npy: {exc}", "path") from exc
-    values = data.get(key) if isinstance(data, dict) else data
-    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+    if not isinstance(values, list) or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_INDEX
+                                               for v in values):
         where = f"its key {key!r}" if isinstance(data, dict) else "it"
-        raise ConfigError(f"{file}: expected {where} to be a list of non-negative integer indices", "path")
+        raise ConfigError(f"{file}: expected {where} to be a list of non-negative integer indices "
+                          f"(each below 2**63)", "path")
     return values
 
 
@@ -222,11 +236,16 @@ class IndexForget(ForgetSpec):
     def check(self) -> None:
         if (self.indices is None) == (self.path is None):
             raise ConfigError("give exactly one of 'indices' or 'path'", "indices")
+        if self.path is not None:
+            check_path_text(self.path, "path")
+        if self.indices is not None and any(i > MAX_INDEX for i in self.indices):
+            raise ConfigError("expected indices below 2**63", "indices")
 
     def for_seed(self, seed: int) -> "IndexForget":
+        """The spec with ``{seed}`` in its path replaced (other braces are plain characters)."""
         if self.path is None or "{seed}" not in self.path:
             return self
-        return IndexForget(path=self.path.format(seed=seed), key=self.key)
+        return IndexForget(path=self.path.replace("{seed}", str(seed)), key=self.key)
 
     def select(self, dataset: Dataset, train_idx: Tensor, rng: np.random.Generator) -> Tensor:
         indices = self.indices if self.path is None else read_indices(self.path, self.key)

@@ -26,7 +26,7 @@ from erasure.core.config import (DEFAULT_EVALUATORS, DEFAULT_WRITERS, apply_over
 from erasure.core.errors import ConfigError, join_path
 from erasure.core.factory import allowed_imports, build, import_user_modules, validate_spec
 from erasure.core.params import check_parameters, check_search_space, defined_partitions
-from erasure.core.paths import check_file_name, check_path_text
+from erasure.core.paths import check_file_name, check_path_text, open_regular
 
 
 @dataclass
@@ -182,7 +182,7 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     ``import_folders``: where the config's ``imports`` are also looked for)."""
     from erasure.data.partitions import Split
     from erasure.execution.settings import Execution
-    from erasure.models.training import TrainingRecipe
+    from erasure.models.training import TrainingRecipe, check_loss_fits
     from erasure.tuning.settings import Tuning
 
     check_plain_data(config)
@@ -212,6 +212,8 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
         if checkpoint is not None and recipe.scheme is not None:
             raise ConfigError("a training scheme trains its own original: drop training.scheme or model.checkpoint",
                               "training.scheme")
+        if source.task is not None:  # the task is known before the data is loaded: check the loss now
+            check_loss_fits(recipe.loss, source.task)
         unlearners: list[UnlearnerEntry] = []
         seen: dict[str, int] = {}
         for i, entry in enumerate(config["unlearners"]):
@@ -354,13 +356,21 @@ def _checkpoint(model: dict[str, Any]) -> tuple[str | None, str | None]:
         if model.get("checkpoint_sha256") is not None:
             raise ConfigError("'checkpoint_sha256' needs a 'checkpoint'", "model.checkpoint_sha256")
         return None, None
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"no checkpoint file at {file}", "model.checkpoint")
+    check_path_text(path, "model.checkpoint")
+    try:
+        file = Path(path).expanduser()
+    except RuntimeError as exc:  # "~user" of no such user
+        raise ConfigError(f"cannot expand {path!r}: {exc}", "model.checkpoint") from exc
+    check_path_text(str(file), "model.checkpoint")
     digest = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open_regular(file) as f:  # never a FIFO or a device
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no checkpoint file at {file}", "model.checkpoint") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the checkpoint {file}: {exc.strerror or exc}", "model.checkpoint") from exc
     sha = digest.hexdigest()
     pinned = model.get("checkpoint_sha256")
     if pinned is not None and pinned != sha:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from erasure.core.errors import ConfigError
 from erasure.core.factory import instantiate
 from erasure.core.params import LossSpec, OptimizerSpec, PositiveInt, Range, SchedulerSpec, SchemeSpec
-from erasure.data.dataset import Dataset
+from erasure.data.dataset import MULTI_LABEL, Dataset
 from erasure.data.partitions import Partitions
 
 
@@ -54,22 +54,27 @@ CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss, nn.Mu
 
 def check_task_loss(spec: dict[str, Any], dataset: Dataset) -> None:
     """Refuse a training loss that does not fit the data's task (a :class:`ConfigError` at ``training.loss``)."""
+    check_loss_fits(spec, dataset.task, dataset.num_classes, dataset.name)
+
+
+def check_loss_fits(spec: dict[str, Any], task: str, labels: int = 3, name: str = "the data") -> None:
+    """:func:`check_task_loss` for a task known before the data is loaded (a source's ``task``)."""
     loss = instantiate(spec, "loss")
-    name, labels = type(loss).__name__, dataset.num_classes
-    if dataset.multi_label:
+    loss_name, n = type(loss).__name__, labels + 1  # a batch whose size no label count equals: no broadcasting
+    if task == MULTI_LABEL:
         if isinstance(loss, CLASS_INDEX_LOSSES):
-            raise ConfigError(f"{name} takes one class index per sample, but {dataset.name} is multi-label "
+            raise ConfigError(f"{loss_name} takes one class index per sample, but {name} is multi-label "
                               f"({labels} labels per sample, each 0 or 1): use {{\"class\": \"BCEWithLogitsLoss\"}}",
                               "training.loss")
-        targets, needs = torch.eye(labels)[torch.arange(4) % labels], "logits (N, L) and 0/1 targets (N, L) (BCEWithLogitsLoss)"
+        targets, needs = torch.eye(labels)[torch.arange(n) % labels], "logits (N, L) and 0/1 targets (N, L) (BCEWithLogitsLoss)"
     else:
-        targets, needs = torch.arange(4) % labels, "logits (N, C) and class indices (N,) (CrossEntropyLoss)"
+        targets, needs = torch.arange(n) % labels, "logits (N, C) and class indices (N,) (CrossEntropyLoss)"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. MSELoss's broadcasting warning before its error
-            loss(torch.zeros(4, labels), targets)
+            loss(torch.zeros(n, labels), targets)
     except Exception as exc:
-        raise ConfigError(f"{name} does not fit a classification task on the {dataset.task} targets of {dataset.name}: "
+        raise ConfigError(f"{loss_name} does not fit a classification task on the {task} targets of {name}: "
                           f"the loss receives {needs}: {' '.join(str(exc).split())}", "training.loss") from exc
 
 

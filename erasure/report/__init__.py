@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from erasure.core.errors import ConfigError
+from erasure.results.files import atomic_write_text
+
 COMPARED = ("gold_gap", "accuracy_forget", "umia_accuracy", "accuracy_test")
 
 
@@ -54,10 +57,10 @@ def build_report(results: Sequence[str | Path], output: str | Path, titles: Sequ
     output.parent.mkdir(parents=True, exist_ok=True)
     if plotly_js == "file":
         _write_plotly_js(output.with_name(html.PLOTLY_FILE))
-    output.write_text(html.page(runs, per_run, compare, plotly_js), encoding="utf-8")
     files = ReportFiles(output, output.with_name("summary.md"), output.with_name("summary.tex"))
-    files.markdown.write_text(tables.markdown(runs), encoding="utf-8")
-    files.latex.write_text(tables.latex(runs), encoding="utf-8")
+    for path, text in ((files.html, html.page(runs, per_run, compare, plotly_js)), (files.markdown, tables.markdown(runs)),
+                       (files.latex, tables.latex(runs))):
+        atomic_write_text(path, text)  # never through a symbolic link (docs/security.md)
     if static:
         from erasure.report.static import render
 
@@ -75,8 +78,6 @@ def build_report(results: Sequence[str | Path], output: str | Path, titles: Sequ
 def _write_plotly_js(path: Path) -> None:
     """plotly.js beside the page, unless the same file is already there."""
     from plotly.offline import get_plotlyjs
-
-    from erasure.results.files import atomic_write_text
 
     script = get_plotlyjs()
     if path.is_file() and not path.is_symlink() and path.stat().st_size == len(script.encode("utf-8")) \
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         files = build_report(args.results, args.output, args.title, static=not args.no_static, plotly_js=args.plotly_js)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"Report: {files.html}\nTables: {files.markdown}, {files.latex}")

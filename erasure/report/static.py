@@ -2,6 +2,7 @@
 :class:`~erasure.report.figures.Figure` data as the HTML page."""
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from erasure.report.figures import Figure, Panel, axis_range
+from erasure.results.files import atomic_write_bytes
 
 MARKERS = {"star": "*", "x": "X", "circle": "o", "diamond": "D", "square": "s", "triangle-up": "^"}
 
@@ -128,10 +130,14 @@ def save(figure: Figure, paths: list[Path]) -> list[Path]:
     import matplotlib.pyplot as plt
 
     fig = draw(figure)
-    for path in paths:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        for path in paths:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            image = io.BytesIO()
+            fig.savefig(image, format=Path(path).suffix.lstrip(".").lower() or "png", dpi=150, bbox_inches="tight")
+            atomic_write_bytes(path, image.getvalue())  # never through a symbolic link (docs/security.md)
+    finally:
+        plt.close(fig)
     return [Path(p) for p in paths]
 
 

@@ -2,6 +2,7 @@
 ``summary.tex``); the HTML page builds its sortable table from the same cells."""
 from __future__ import annotations
 
+import html
 import math
 import re
 from dataclasses import dataclass
@@ -73,12 +74,19 @@ def header_note(run: RunSummary, metric: str) -> str:
 
 
 # ------------------------------------------------------------------------ Markdown
+def md_escape(text: Any) -> str:
+    """Text for a Markdown table cell or heading: ``&``, ``<`` and ``>`` as HTML entities (viewers
+    that render HTML in Markdown show a label ``<script>`` as text), ``|`` escaped, line breaks as spaces."""
+    return " ".join(html.escape(str(text), quote=False).replace("|", "\\|").splitlines())
+
+
 def _md_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+    return "| " + " | ".join(cells) + " |"
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return [_md_row(header), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows)]
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], escape: Callable[[str], str] = str) -> list[str]:
+    """A Markdown table; ``rows`` come escaped, ``header`` goes through ``escape``."""
+    return [_md_row([escape(h) for h in header]), _md_row(["---"] * len(header)), *(_md_row(r) for r in rows)]
 
 
 def leaderboard_rows(run: RunSummary, metrics: Sequence[str], mark: Callable[[str, bool], str],
@@ -114,20 +122,23 @@ def markdown(runs: Sequence[RunSummary]) -> str:
     lines = []
     for run in runs:
         metrics = metric_order(run, headline_only=True)
-        lines += [f"## {run.title}", "",
-                  f"Mean [95% interval] over {run.seeds} seed(s); Δ: paired difference to {run.reference} "
-                  f"[95% interval]; **bold**: best method; rank: by gold gap (0 = as {run.reference}); "
-                  f"ref: {run.reference} (target) and {run.identity} (no unlearning); (!): the metric does not "
-                  f"separate {run.reference} from {run.identity} in this experiment (self-check).", ""]
-        lines += _md_table(leaderboard_header(run, metrics), leaderboard_rows(run, metrics, lambda s, best: f"**{s}**" if best else s))
-        lines += ["", f"### Every metric ({run.title})", ""]
+        title, reference, identity = md_escape(run.title), md_escape(run.reference), md_escape(run.identity)
+        lines += [f"## {title}", "",
+                  f"Mean [95% interval] over {run.seeds} seed(s); Δ: paired difference to {reference} "
+                  f"[95% interval]; **bold**: best method; rank: by gold gap (0 = as {reference}); "
+                  f"ref: {reference} (target) and {identity} (no unlearning); (!): the metric does not "
+                  f"separate {reference} from {identity} in this experiment (self-check).", ""]
+        lines += _md_table(leaderboard_header(run, metrics, md_escape),
+                           leaderboard_rows(run, metrics, lambda s, best: f"**{s}**" if best else s, md_escape))
+        lines += ["", f"### Every metric ({title})", ""]
         rows = []
         for m in metric_order(run):
             for label in run.unlearners:
                 c, d = mean_cell(run, label, m), diff_cell(run, label, m)
                 if c.text != "-":
                     rows.append([m, header_note(run, m), label, c.text + (" (best)" if c.best else ""), d.text if d else ""])
-        lines += _md_table(["metric", "target", "unlearner", "mean [95% CI]", f"Δ {run.reference} [95% CI]"], rows)
+        lines += _md_table(["metric", "target", "unlearner", "mean [95% CI]", f"Δ {run.reference} [95% CI]"],
+                           [[md_escape(c) for c in row] for row in rows], md_escape)
         lines.append("")
         meta = meta_eval_markdown(run.results.directory)
         if meta:
@@ -136,8 +147,9 @@ def markdown(runs: Sequence[RunSummary]) -> str:
         lines += ["## Runs compared", ""]
         for metric in comparison_metrics(runs):
             labels = list(dict.fromkeys(u for run in runs for u in run.unlearners))
-            rows = [[label, *(mean_cell(run, label, metric).text for run in runs)] for label in labels]
-            lines += [f"### {metric}", ""] + _md_table(["unlearner", *(run.title for run in runs)], rows) + [""]
+            rows = [[md_escape(label), *(md_escape(mean_cell(run, label, metric).text) for run in runs)] for label in labels]
+            lines += [f"### {md_escape(metric)}", ""] + _md_table(["unlearner", *(run.title for run in runs)], rows,
+                                                                  md_escape) + [""]
     return "\n".join(lines)
 
 

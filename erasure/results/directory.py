@@ -11,6 +11,7 @@ appears with several parameter sets becomes one row per set, named by the differ
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections import defaultdict
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from erasure.results.files import atomic_write_bytes, open_append
 from erasure.results.summary import IDENTITY, REFERENCE, format_wide, summarize, write_summary
 from erasure.results.targets import (TARGETS_FILE, Ranking, Target, read_targets, registered_targets, targets_of,
                                      write_targets)
@@ -196,10 +198,12 @@ def save_artifact(output_dir: str | Path, seed: int | str, unlearner: str, name:
     output_dir = Path(output_dir)
     relative = Path("artifacts") / f"seed{seed}" / job_slug(unlearner) / f"{job_slug(name)}.npy"
     (output_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-    np.save(output_dir / relative, np.asarray(values), allow_pickle=False)
+    array = io.BytesIO()
+    np.save(array, np.asarray(values), allow_pickle=False)
+    atomic_write_bytes(output_dir / relative, array.getvalue())  # never through a symbolic link
     index = output_dir / ARTIFACT_INDEX
     new = not index.exists()
-    with open(index, "a", newline="") as f:
+    with open_append(index) as f:
         writer = csv.DictWriter(f, ARTIFACT_COLUMNS)
         if new:
             writer.writeheader()

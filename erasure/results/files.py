@@ -4,6 +4,7 @@
   never through a symbolic link.
 - :func:`escape_cell` / :func:`unescape_cell`: text cells a spreadsheet would run as a formula
   get a leading ``'`` (OWASP's advice for CSV injection), undone when erasure reads them back.
+- :func:`open_append`: a file appended to, never through a symbolic link.
 - :func:`lock_output_dir`: one run at a time per output directory.
 """
 from __future__ import annotations
@@ -48,6 +49,19 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def open_append(path: str | Path) -> Any:
+    """Open ``path`` to append text (created if absent), never through a symbolic link."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ConfigError(f"{path} is a symbolic link; refusing to write through it "
+                              "(remove the link or choose another output.dir)", "output.dir") from exc
+        raise
+    return os.fdopen(fd, "a", newline="", encoding="utf-8")
 
 
 def escape_cell(value: Any) -> Any:

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from erasure.results.files import atomic_write_text
 from erasure.results.writers import COLUMNS, RunInfo, Writer, job_key, read_rows
 
 INTEGERS = ("seed", "step")
@@ -68,10 +69,8 @@ def kept_rows(run: RunInfo) -> list[dict[str, str]]:
 
 
 def replace_file(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a temporary file, then a rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically, never through a symbolic link (:func:`atomic_write_text`)."""
+    atomic_write_text(path, text)
 
 
 class JSONLinesWriter(Writer):

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
+from erasure.results.files import atomic_write_text
+
 Kind = Literal["ideal", "gold", "none"]
 Direction = Literal["higher", "lower", "closer"]
 TARGETS_FILE = "targets.json"
@@ -162,7 +164,7 @@ def registered_targets() -> dict[str, Target]:
 
 
 def write_targets(targets: Mapping[str, Target], path: str | Path) -> None:
-    Path(path).write_text(json.dumps({k: asdict(t) for k, t in targets.items()}, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps({k: asdict(t) for k, t in targets.items()}, indent=1, sort_keys=True) + "\n")
 
 
 def read_targets(path: str | Path) -> dict[str, Target]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from erasure.execution.experiment import Experiment, UnlearnerEntry
+from erasure.core.errors import ConfigError
 from erasure.core.factory import allowed_imports, build
 from erasure.core.params import IntRange
 from erasure.execution.jobs import JobResult, Plan, ReferenceTask, UnlearnTask
@@ -33,7 +34,7 @@ from erasure.execution.workspace import RunError, params_json
 from erasure.results.files import atomic_write_text
 from erasure.results.targets import Ranking, targets_of
 from erasure.tuning.objectives import final_metrics, trial_value
-from erasure.tuning.pruning import journal_storage, make_pruner, trial_link
+from erasure.tuning.pruning import check_journal, journal_remedy, journal_storage, make_pruner, trial_link
 
 log = logging.getLogger("erasure")
 TRIAL_COLUMNS = ["method", "trial", "state", "value", "parameters", "seed_values", "reason"]
@@ -164,6 +165,7 @@ class Tuner:
         pruner = make_pruner(self.settings.prune, len(self.settings.seeds))
         study = optuna.create_study(study_name=entry.label, storage=storage, sampler=sampler, pruner=pruner,
                                     direction="minimize", load_if_exists=True)
+        self._check_space(entry.label, study, distributions(capped(entry.search, self.settings.max_epochs)))
         running = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
         for stale in running:  # left by a killed run: never finished, not counted in the budget
             storage.set_trial_user_attr(stale._trial_id, "reason", "stale: the run was stopped")
@@ -179,6 +181,22 @@ class Tuner:
             study.enqueue_trial(default)
         return study
 
+    def _check_space(self, label: str, study: Any, space: dict[str, Any]) -> None:
+        """Refuse a journal whose trials lie outside the method's search space (another config's
+        study, or an edited file): such a trial must never become the best setting."""
+        journal = self.folder / "study.journal"
+        for t in study.get_trials(deepcopy=False):
+            for name, value in t.params.items():
+                dist = space.get(name)
+                try:
+                    inside = dist is not None and dist._contains(dist.to_internal_repr(value))
+                except (ValueError, TypeError):
+                    inside = False
+                if not inside:
+                    raise ConfigError(f"trial {t.number} of {label} has {name}={value!r}, outside the method's search "
+                                      f"space ({dist or 'no such dimension'}): the journal belongs to another "
+                                      f"configuration or was edited; {journal_remedy(journal)}", file=str(journal))
+
     @staticmethod
     def _counted(study: Any) -> int:
         """Trials that used the budget: finished, pruned or failed (not those a killed run left)."""
@@ -193,6 +211,7 @@ class Tuner:
         entries = tunable(self.exp)
         if not entries:
             return {}
+        check_journal(self.folder / "study.journal")
         gold, original, gold_seconds = self._reference_values()
         studies = {e.label: (e, self._study(e)) for e in entries}
         budget = self.settings.trials

@@ -11,11 +11,17 @@ runs first, nor on the executor or its workers.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from erasure.core.errors import ConfigError
+from erasure.core.paths import NotRegularFile, open_regular
 from erasure.tuning.objectives import trial_value
+
+log = logging.getLogger("erasure")
 
 
 def journal_storage(path: str | Path) -> Any:
@@ -24,6 +30,60 @@ def journal_storage(path: str | Path) -> Any:
     from optuna.storages.journal import JournalFileBackend
 
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def journal_remedy(path: Path) -> str:
+    return f"delete {Path(path).parent} to start the tuning over (its trials are lost), or restore the file"
+
+
+def check_journal(path: str | Path) -> None:
+    """Make a study journal that a run left behind readable, or refuse it with a :class:`ConfigError`
+    that names the file and the remedy.
+
+    A torn last line (what a kill or a full disk during an append leaves) is dropped, as
+    ``results.csv.journal``'s are; any other damage (a line that is not a journal entry, binary
+    data, a directory, a FIFO, a symbolic link) is refused. Absent is fine (a new study).
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"the tuning journal is a symbolic link; {journal_remedy(path)}", file=str(path))
+    if not path.exists():
+        return
+    try:
+        with open_regular(path) as f:
+            data = f.read()
+    except NotRegularFile as exc:
+        raise ConfigError(f"the tuning journal {exc}; {journal_remedy(path)}", file=str(path)) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the tuning journal: {exc.strerror or exc}; {journal_remedy(path)}",
+                          file=str(path)) from exc
+    lines = data.split(b"\n")
+    if lines[-1]:  # a last line without its newline: complete, or torn by an interrupted append
+        if _entry(lines[-1]) is not None:
+            with open(path, "ab") as f:
+                f.write(b"\n")
+        elif lines[-1].startswith(b'{"op_code"') or b'{"op_code"'.startswith(lines[-1]):  # Optuna's entries begin so
+            log.warning("%s: dropping a torn last line (%d bytes) left by an interrupted write", path, len(lines[-1]))
+            os.truncate(path, len(data) - len(lines[-1]))
+        else:
+            lines.append(b"")  # not a torn entry: damage, refused below
+    for number, line in enumerate(lines[:-1], 1):
+        if _entry(line) is None:
+            raise ConfigError(f"line {number} is not an Optuna journal entry (the file is damaged); "
+                              f"{journal_remedy(path)}", file=str(path))
+    try:
+        journal_storage(path).get_all_studies()  # replays every entry, as resuming will
+    except Exception as exc:  # entries that are JSON but not a consistent history
+        raise ConfigError(f"the journal cannot be replayed ({type(exc).__name__}: {exc}); {journal_remedy(path)}",
+                          file=str(path)) from exc
+
+
+def _entry(line: bytes) -> dict | None:
+    try:
+        entry = json.loads(line)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        return None
+    return entry if isinstance(entry, dict) and "op_code" in entry else None
 
 
 def make_pruner(prune: bool, seeds: int) -> Any:

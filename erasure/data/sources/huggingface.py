@@ -1,6 +1,7 @@
 """Hugging Face ``datasets`` (hub names, local files or ``save_to_disk`` folders): images, text, tabular."""
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -11,6 +12,7 @@ from torch import Tensor
 
 from erasure.core.errors import ConfigError
 from erasure.core.params import NonNegativeInt, PathText, PositiveFloat, PositiveInt
+from erasure.core.paths import check_regular_file
 from erasure.data.dataset import Dataset, DataSource
 from erasure.data.sources.torchvision import build_transform, check_transform, image_inputs
 from erasure.data.sources.uci import encode_labels, standardise_numeric
@@ -53,6 +55,16 @@ class ImageColumn(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> Tensor:
         return self.transform(self.table[i][self.column])
+
+
+def _local_files(value: Any) -> list[str]:
+    """The strings in ``value`` (a path, or ``data_files``: a string, list or dict of them) that
+    name an existing local file system entry other than a directory."""
+    if isinstance(value, dict):
+        return [f for v in value.values() for f in _local_files(v)]
+    if isinstance(value, list):
+        return [f for v in value for f in _local_files(v)]
+    return [value] if isinstance(value, str) and os.path.lexists(value) and not os.path.isdir(value) else []
 
 
 class HuggingFaceSource(DataSource):
@@ -108,6 +120,9 @@ class HuggingFaceSource(DataSource):
     def _splits(self) -> dict[str, Any]:
         import datasets
 
+        for key, value in (("path", self.path), ("data_files", self.data_files)):
+            for name in _local_files(value):  # never a FIFO or a device (datasets would wait or read forever)
+                check_regular_file(name, key, "data file")
         local = Path(self.path)
         if local.is_dir() and ((local / "dataset_dict.json").exists() or (local / "state.json").exists()):
             loaded = datasets.load_from_disk(str(local))

@@ -1,7 +1,9 @@
 """A lab's own images: a folder plus a CSV of labels and attributes, or torchvision's ``ImageFolder`` layout."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import stat
+from pathlib import Path, PurePath
 from typing import Any
 
 import torch
@@ -9,7 +11,8 @@ from torch import Tensor
 
 from erasure.core.errors import ConfigError
 from erasure.core.params import NonNegativeInt, PositiveFloat
-from erasure.data.dataset import Dataset, DataSource
+from erasure.core.paths import check_regular_file
+from erasure.data.dataset import Dataset, DataSource, check_num_classes
 from erasure.data.sources.torchvision import build_transform, check_transform, image_inputs
 from erasure.data.sources.uci import encode_labels
 
@@ -39,6 +42,25 @@ def column_codes(values: Any) -> tuple[Tensor, list[str] | None]:
     if pd.api.types.is_integer_dtype(values) and (values >= 0).all():
         return torch.tensor(values.to_numpy(dtype="int64")), None
     return encode_labels(values.fillna("<missing>"))
+
+
+def regular_file(path: str | Path) -> bool:
+    """Whether ``path`` is a regular file (after links); an existing FIFO, device or socket is refused,
+    since reading it would wait forever or never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise ConfigError(f"{path} is not a regular file (a FIFO, a device or a socket); remove it", "root")
+    return stat.S_ISREG(mode)
+
+
+def regular_image(path: str) -> bool:
+    """``ImageFolder``'s file filter: an image's suffix, and a regular file (:func:`regular_file`)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
+
+    return has_file_allowed_extension(path, IMG_EXTENSIONS) and regular_file(path)
 
 
 class ImageFolderSource(DataSource):
@@ -94,9 +116,9 @@ class ImageFolderSource(DataSource):
         from torch.utils.data import ConcatDataset
         from torchvision.datasets import ImageFolder
 
-        parts = [ImageFolder(self.root, transform=transform)]
+        parts = [ImageFolder(self.root, transform=transform, is_valid_file=regular_image)]
         if self.test_root is not None:
-            parts.append(ImageFolder(self.test_root, transform=transform))
+            parts.append(ImageFolder(self.test_root, transform=transform, is_valid_file=regular_image))
             if parts[1].classes != parts[0].classes:
                 raise RuntimeError(f"the class folders of test_root ({', '.join(parts[1].classes)}) differ from "
                                    f"root's ({', '.join(parts[0].classes)})")
@@ -109,6 +131,7 @@ class ImageFolderSource(DataSource):
         """The images and the :class:`Dataset` fields of a labels CSV."""
         import pandas as pd
 
+        check_regular_file(self.labels, "labels", "labels CSV")
         frame = pd.read_csv(self.labels, skipinitialspace=True)
         for key in ("file_column", "label_column", "attribute_columns", "split_column"):
             wanted = getattr(self, key)
@@ -117,11 +140,17 @@ class ImageFolderSource(DataSource):
                     raise ConfigError(f"{self.labels} has no column {column!r} (columns: {', '.join(map(str, frame.columns))})",
                                       key)
         frame = frame[frame[self.label_column].notna()].reset_index(drop=True)
+        outside = [f for f in map(str, frame[self.file_column]) if PurePath(f).is_absolute() or ".." in PurePath(f).parts]
+        if outside:
+            raise ConfigError(f"{self.labels} lists {outside[0]!r}, outside root {self.root!r} (files are paths relative "
+                              "to root, without '..')", "labels")
         files = [Path(self.root) / str(f) for f in frame[self.file_column]]
-        missing = [f for f in files if not f.is_file()]
+        missing = [f for f in files if not regular_file(f)]
         if missing:
             raise RuntimeError(f"{len(missing)} images listed in {self.labels} are not under {self.root!r}, e.g. {missing[0]}")
         targets, class_names = column_codes(frame[self.label_column])
+        if class_names is None:
+            check_num_classes(int(targets.max()) + 1, "labels", f"column {self.label_column!r} of {self.labels}")
         class_names = class_names or [str(i) for i in range(int(targets.max()) + 1)]
         attributes, values = {}, {}
         for column in self.attribute_columns:

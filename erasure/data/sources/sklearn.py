@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import torch
 
 from erasure.core.params import Fraction, PositiveInt, Range
-from erasure.data.dataset import Dataset, DataSource
+from erasure.data.dataset import SINGLE_LABEL, Dataset, DataSource
 from erasure.data.sources.synthetic import correlated_attribute
 
 
@@ -20,6 +20,8 @@ def standardised(dataset: Dataset, train_idx: torch.Tensor) -> Dataset:
 
 class SklearnDigits(DataSource):
     """The 1,797 8×8 handwritten digits bundled with scikit-learn, as ``(N, 1, 8, 8)`` in [0, 1]."""
+
+    task = SINGLE_LABEL
 
     def __init__(self) -> None:
         pass
@@ -38,6 +40,8 @@ class SklearnDigits(DataSource):
 
 class SklearnTabular(DataSource):
     """A bundled tabular set (breast_cancer, wine or iris), standardised with train statistics."""
+
+    task = SINGLE_LABEL
 
     def __init__(self, name: Literal["breast_cancer", "wine", "iris"] = "iris", standardize: bool = True):
         self.name = name

@@ -6,7 +6,7 @@ import math
 import torch
 
 from erasure.core.params import Fraction, NonNegativeFloat, PositiveInt, Range
-from erasure.data.dataset import Dataset, DataSource
+from erasure.data.dataset import SINGLE_LABEL, Dataset, DataSource
 
 from typing import Annotated
 
@@ -32,6 +32,8 @@ class Synthetic(DataSource):
     ``n_features`` ignored: CIFAR-shaped data for convolutional models without a download.
     The data depends on ``seed`` only, not on the experiment seed.
     """
+
+    task = SINGLE_LABEL
 
     def __init__(
         self,

@@ -9,7 +9,8 @@ from torch import Tensor
 
 from erasure.core.errors import ConfigError
 from erasure.core.params import PathText, PositiveInt
-from erasure.data.dataset import Dataset, DataSource
+from erasure.core.paths import check_regular_file
+from erasure.data.dataset import Dataset, DataSource, check_num_classes
 
 SUFFIXES = (".pt", ".pth", ".safetensors", ".npz")
 
@@ -70,6 +71,7 @@ class TensorFileSource(DataSource):
             raise ConfigError(f"{', '.join(map(repr, repeated))} named for two roles", "attributes")
 
     def load(self) -> Dataset:
+        check_regular_file(self.path, "path", "tensor file")  # never a FIFO or a device
         tensors = read_tensors(self.path)
         for key in ("inputs", "targets", "attributes", "test"):
             wanted = getattr(self, key)
@@ -90,6 +92,7 @@ class TensorFileSource(DataSource):
             if len(targets) and int(targets.min()) < 0:
                 raise ConfigError(f"{self.path}: {self.targets!r} has negative labels", "targets")
             num_classes = self.num_classes or int(targets.max()) + 1
+            check_num_classes(num_classes, "targets", f"{self.path}: {self.targets!r}")
             if int(targets.max()) >= num_classes:
                 raise ConfigError(f"{self.path}: label {int(targets.max())} but num_classes is {num_classes}", "num_classes")
         attributes = {name: tensors[name].flatten() if tensors[name].dim() == 2 and tensors[name].shape[1] == 1

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from erasure.core.errors import ConfigError
 from erasure.core.params import PathText, PositiveInt
+from erasure.core.paths import check_regular_file
 from erasure.data.dataset import Dataset, DataSource
 
 CATEGORICAL_TYPES = {"categorical", "binary", "nominal", "ordinal"}
@@ -104,6 +105,7 @@ class UCISource(DataSource):
         if self.path is not None:
             import pandas as pd
 
+            check_regular_file(self.path, "path", "CSV file")  # never a FIFO or a device
             frame = pd.read_csv(self.path, skipinitialspace=True, na_values=["?"])
             if self.target not in frame.columns:
                 raise ConfigError(f"{self.path} has no column {self.target!r}", "target")
