@@ -152,8 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides.append('execution.executor="local"')
         experiment = load_experiment(args.config, overrides, args.imports)
         from erasure.execution.runner import Runner
+        from erasure.tuning.protocol import tune
 
-        options = dict(use_cache=not args.no_cache, overwrite=args.overwrite, progress=not args.no_progress)
+        options = dict(use_cache=not args.no_cache, overwrite=args.overwrite, progress=not args.no_progress, tuner=tune)
         if "sweep" in experiment.config:  # sub-experiments, one per combination of the swept values
             from erasure.tuning.sweep import expand, run_sweep
 

@@ -19,8 +19,10 @@ def make_runner(config: dict[str, Any], **options: Any):
     """Build an experiment from a config dict and a quiet runner (the driver) for it."""
     from erasure.execution.experiment import build_experiment
     from erasure.execution.runner import Runner
+    from erasure.tuning.protocol import tune
 
     options.setdefault("use_cache", False)
+    options.setdefault("tuner", tune)
     return Runner(build_experiment(copy.deepcopy(config)), progress=False, out=lambda *_: None, **options)
 
 

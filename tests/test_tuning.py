@@ -21,6 +21,7 @@ from erasure.results.summary import summarize
 from erasure.results.targets import as_gold, gold_gap, ideal
 from erasure.results.writers import read_rows
 from erasure.tuning.objectives import gold_free, trial_value
+from erasure.tuning.protocol import tune
 
 load_builtins()
 METHODS = [{"class": "FineTuning", "parameters": {"epochs": 1}}, {"class": "NegGrad", "parameters": {"epochs": 1}}]
@@ -35,7 +36,7 @@ def tuning_config(tmp_path: Path, **tuning) -> dict:
 def run(config, **options):
     options.setdefault("use_cache", False)
     options.setdefault("out", lambda *_: None)
-    return Runner(build_experiment(copy.deepcopy(config)), progress=False, **options).run()
+    return Runner(build_experiment(copy.deepcopy(config)), progress=False, tuner=tune, **options).run()
 
 
 def trials(output_dir: Path) -> list[dict]:

@@ -39,6 +39,11 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "erasure" / "models"
 
 
+def index_hash(index: torch.Tensor) -> str:
+    """A short content hash of a tensor's bytes (an index set, a graph's edges), for cache keys."""
+    return hashlib.sha256(index.detach().cpu().numpy().tobytes()).hexdigest()[:16]
+
+
 def content_key(**parts: Any) -> str:
     """SHA-256 (first 24 hex digits) of the canonical JSON of ``parts``."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)

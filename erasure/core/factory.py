@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from erasure.core import registry as reg
 from erasure.core.errors import ConfigError, closest, join_path, watch_interrupts
-from erasure.core.params import check_parameters
+from erasure.core.params import check_parameters, use_spec_validator
 
 BUILTIN_ROOTS = ("erasure", "torch")
 PLUGIN_GROUP = "erasure.plugins"
@@ -386,6 +386,9 @@ def validate_spec(spec: Any, slot: str, path: str, *, allow_label: bool = False)
         except Exception as exc:
             raise ConfigError(f"{cls.__name__} rejects these parameters: {' '.join(str(exc).split())}", params_path) from exc
     return cls, dict(params)
+
+
+use_spec_validator(validate_spec)  # nested specs inside parameters are checked like top-level ones
 
 
 def build(spec: Any, slot: str, path: str, **provided: Any) -> Any:

@@ -18,7 +18,7 @@ import math
 import types
 import typing
 from dataclasses import dataclass
-from typing import Annotated, Any, Iterable, Iterator, Literal, Union
+from typing import Annotated, Any, Callable, Iterable, Iterator, Literal, Union
 
 from erasure.core.errors import ConfigError, closest, join_path
 from erasure.core.paths import check_path_text
@@ -64,6 +64,21 @@ class Spec:
     slot: str
     forbid: tuple[str, ...] = ()  # parameter names the nested spec may not set, with the reason
     reason: str = ""
+
+
+def _no_spec_validator(spec: Any, slot: str, path: str) -> tuple[type, dict]:
+    raise RuntimeError("nested specs are checked by erasure.core.factory: import it first")
+
+
+#: How a nested spec is checked: the factory's ``validate_spec``, handed down when the factory is
+#: imported (the factory builds on this module, so this module never imports it).
+_spec_validator: Callable[[Any, str, str], tuple[type, dict]] = _no_spec_validator
+
+
+def use_spec_validator(validate: Callable[[Any, str, str], tuple[type, dict]]) -> None:
+    """Set the function that checks nested specs (called once, by :mod:`erasure.core.factory`)."""
+    global _spec_validator
+    _spec_validator = validate
 
 
 @dataclass(frozen=True)
@@ -197,9 +212,7 @@ def _matches(value: Any, hint: Any, path: str) -> bool:
             elif isinstance(meta, PartitionRef):
                 check_partition_name(value, path)
             elif isinstance(meta, Spec) and value is not None:
-                from erasure.core.factory import validate_spec
-
-                _, nested = validate_spec(value, meta.slot, path)
+                _, nested = _spec_validator(value, meta.slot, path)
                 for name in meta.forbid:
                     if name in nested:
                         raise ConfigError(meta.reason or f"{name!r} may not be set here", join_path(join_path(path, "parameters"), name))

@@ -26,24 +26,10 @@ from multiprocessing.connection import wait
 from typing import Any, Callable, Iterator
 
 from erasure.execution.jobs import JobResult, Plan, ReferenceTask, Task
+from erasure.execution.worker import WorkerSetup, workspace_from_setup
 
 log = logging.getLogger("erasure")
 OnResult = Callable[[JobResult], None]
-
-
-@dataclass
-class WorkerSetup:
-    """What a worker process needs to build its workspace: plain data only (the config is JSON)."""
-
-    config: dict[str, Any]
-    file: str
-    device: str
-    cache_dir: str | None
-    cache_enabled: bool
-    run_id: str
-    threads: int
-    sys_path: list[str] = field(default_factory=list)
-    holdout: float | None = None  # tuning: the validation view of the data (see Experiment.holdout)
 
 
 def dead_worker_rows(task: Task, run: dict[str, Any], reason: str) -> JobResult:
@@ -116,8 +102,6 @@ def _worker_main(conn: Any, setup: WorkerSetup, driver: int) -> None:
     for path in reversed(setup.sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
-    from erasure.execution.runner import workspace_from_setup
-
     try:
         workspace = workspace_from_setup(setup)
     except BaseException as exc:  # noqa: BLE001 - reported to the driver, which stops the run

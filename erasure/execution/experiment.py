@@ -98,7 +98,7 @@ class Experiment:
     config: dict[str, Any]
     file: str = "<config>"
     execution: Any = None  # erasure.execution.settings.Execution: how jobs run, never what they compute
-    tuning: Any = None  # erasure.tuning.settings.Tuning, when the config tunes its unlearners
+    tuning: Any = None  # erasure.execution.settings.Tuning, when the config tunes its unlearners
     unlearning_seeds: list[int] | None = None  # several unlearning runs per original (nested seeds)
     holdout: float | None = None  # tuning: this share of train is the validation split; test is never read
     checkpoint: str | None = None  # the original's weights from a file instead of training
@@ -181,9 +181,8 @@ def build_experiment(config: dict[str, Any], base_dir: Path | None = None, check
     also check that the output directory can be written; workers, which write nothing, skip it;
     ``import_folders``: where the config's ``imports`` are also looked for)."""
     from erasure.data.partitions import Split
-    from erasure.execution.settings import Execution
+    from erasure.execution.settings import Execution, Tuning
     from erasure.models.training import TrainingRecipe, check_loss_fits
-    from erasure.tuning.settings import Tuning
 
     check_plain_data(config)
     validate_structure(config)

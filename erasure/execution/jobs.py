@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Callable, Mapping, Union
 
 from erasure.results.writers import job_key
 
@@ -33,7 +33,9 @@ class UnlearnTask:
     the unlearner as a JSON spec, for jobs whose unlearner is not one of the config's entries
     (tuning trials); ``label`` then only seeds the job, as the entry it tunes would be. ``trial``:
     for a tuning trial that may be pruned, where the job reports its per-epoch objective
-    (:func:`erasure.tuning.pruning.trial_link`)."""
+    (:func:`erasure.tuning.pruning.trial_link`), and ``reporter`` the tuning layer's function that
+    turns it into the job's per-epoch hook (``reporter(trial, objective, targets)``; a module-level
+    function, so it reaches pool and Ray workers by reference)."""
 
     seed: int
     label: str
@@ -41,6 +43,7 @@ class UnlearnTask:
     unlearning_seed: int | None = None
     spec: str | None = None
     trial: str | None = None
+    reporter: Callable[[str, str, Mapping[str, Any]], Callable[[int, dict[str, float]], None]] | None = None
 
     @property
     def key(self) -> tuple[str, ...]:

@@ -10,22 +10,19 @@ state dict) and costs one extra training per seed, once.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from erasure import __version__
-from erasure.core.cache import content_key
+from erasure.core.cache import content_key, index_hash
 from erasure.core.errors import ConfigError
 from erasure.core.seeding import derive_seed, seed_everything
 from erasure.core.timing import Timing, measure
 from erasure.data.dataset import Dataset
 from erasure.data.partitions import Partitions
 from erasure.models.training import evaluating, predict_logits, train_model
-
-if TYPE_CHECKING:
-    from erasure.execution.workspace import SeedState, Workspace
 
 
 class _History(nn.Module):
@@ -41,7 +38,9 @@ class _History(nn.Module):
 class WorkspaceProbe:
     """The :class:`~erasure.data.forget.OriginalProbe` of one seed's original (see the module)."""
 
-    def __init__(self, workspace: "Workspace", state: "SeedState", dataset: Dataset, train_idx: Tensor) -> None:
+    def __init__(self, workspace: Any, state: Any, dataset: Dataset, train_idx: Tensor) -> None:
+        """``workspace`` and ``state``: the run's :class:`~erasure.execution.workspace.Workspace` and
+        the seed's ``SeedState`` (not imported: the workspace imports this module)."""
         self.workspace, self.state = workspace, state
         self.partitions = Partitions(dataset, {"train": train_idx})
         self._model: nn.Module | None = None
@@ -84,7 +83,7 @@ class WorkspaceProbe:
         ws, state, parts, recipe = self.workspace, self.state, self.partitions, self.workspace.exp.recipe
         train, seed = parts["train"], self.state.seed
         key = content_key(kind="training_history", data=state.data_key, source=ws.exp.source_spec,
-                          split=_hash(train), model=ws.exp.model_spec, training=recipe.as_dict(), seed=seed,
+                          split=index_hash(train), model=ws.exp.model_spec, training=recipe.as_dict(), seed=seed,
                           version=__version__)
         targets = parts.dataset.targets[train]
 
@@ -107,7 +106,3 @@ class WorkspaceProbe:
         return history
 
 
-def _hash(index: Tensor) -> str:
-    from erasure.execution.workspace import index_hash
-
-    return index_hash(index)

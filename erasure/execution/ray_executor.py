@@ -14,9 +14,10 @@ import sys
 from typing import Any
 
 from erasure.core.errors import ConfigError
-from erasure.execution.executors import Executor, OnResult, WorkerSetup, dead_worker_rows
+from erasure.execution.executors import Executor, OnResult, dead_worker_rows
 from erasure.execution.jobs import JobResult, Plan, Task
 from erasure.execution.settings import Execution
+from erasure.execution.worker import WorkerSetup, workspace_from_setup
 
 log = logging.getLogger("erasure")
 _WORKSPACES: dict[str, Any] = {}  # per worker process: one workspace per run
@@ -32,8 +33,6 @@ def execute_task(setup: WorkerSetup, task: Task, *_references: Any) -> JobResult
     torch.set_num_threads(setup.threads)
     workspace = _WORKSPACES.get(setup.run_id)
     if workspace is None:
-        from erasure.execution.runner import workspace_from_setup
-
         _WORKSPACES.clear()  # one run at a time per worker: free the previous run's data
         workspace = _WORKSPACES[setup.run_id] = workspace_from_setup(setup)
     return workspace.execute(task)

@@ -24,13 +24,14 @@ import torch
 
 from erasure.core.cache import ModelCache
 from erasure.core.config import SCHEMA_PATH
-from erasure.execution.experiment import Experiment, build_experiment
 from erasure.core.errors import ConfigError
 from erasure.core.seeding import resolve_device
-from erasure.execution.executors import Executor, LocalExecutor, SerialExecutor, WorkerSetup
+from erasure.execution.experiment import Experiment
+from erasure.execution.executors import Executor, LocalExecutor, SerialExecutor
 from erasure.execution.jobs import JobResult, UnlearnTask, make_plan
 from erasure.execution.safety import user_interrupts_marked
 from erasure.execution.settings import Execution
+from erasure.execution.worker import WorkerSetup
 from erasure.execution.workspace import RunError, Workspace, params_json, versions
 from erasure.results.directory import save_artifact, summarize_run
 from erasure.results.files import atomic_write_text, lock_output_dir
@@ -38,7 +39,7 @@ from erasure.results.summary import headline
 from erasure.results.writers import CSVWriter, RunInfo, job_key, read_rows
 
 log = logging.getLogger("erasure")
-__all__ = ["Runner", "RunReport", "RunError", "workspace_from_setup"]
+__all__ = ["Runner", "RunReport", "RunError"]
 
 
 @dataclass
@@ -74,22 +75,14 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def workspace_from_setup(setup: WorkerSetup) -> Workspace:
-    """A worker's workspace, built from the same config as the driver's."""
-    torch.set_num_threads(setup.threads)
-    experiment = build_experiment(setup.config, check_output=False)
-    experiment.file = setup.file
-    experiment.holdout = setup.holdout
-    return Workspace(experiment, device=torch.device(setup.device),
-                     cache=ModelCache(setup.cache_dir, enabled=setup.cache_enabled), run_id=setup.run_id)
-
-
 class Runner:
     """Executes an experiment; see the module docstring. ``execution`` overrides the config's."""
 
     def __init__(self, experiment: Experiment, *, use_cache: bool = True, overwrite: bool = False,
-                 progress: bool = True, out: Callable[[str], None] = print, execution: Execution | None = None):
+                 progress: bool = True, out: Callable[[str], None] = print, execution: Execution | None = None,
+                 tuner: Callable[..., list[Any]] | None = None):
         self.exp = experiment
+        self.tuner = tuner  # a config with "tuning" needs one: erasure.tuning.protocol.tune (the CLI's)
         self.overwrite = overwrite
         self.progress = progress
         self.out = out
@@ -175,22 +168,20 @@ class Runner:
                 self.tune()
             return self._run()
 
-    def tune(self) -> dict[str, Any]:
-        """The equal-budget tuning protocol (:mod:`erasure.tuning.protocol`) on the tuning seeds and
-        a validation split; the tuned methods' entries then carry their best parameters."""
-        from erasure.tuning.protocol import Tuner, tuned_entries
-
+    def tune(self) -> None:
+        """The tuning step the runner was given (``tuner``: :func:`erasure.tuning.protocol.tune`, the
+        equal-budget protocol) on the tuning seeds and a validation split, run on this run's
+        executor; the tuned methods' entries then carry their best parameters."""
         exp = self.exp
+        if self.tuner is None:
+            raise ConfigError("this config tunes its unlearners: run it with the erasure command, or give the "
+                              "Runner tuner=erasure.tuning.protocol.tune", "tuning", exp.file)
         view = dataclasses.replace(exp, seeds=list(exp.tuning.seeds), holdout=exp.tuning.validation_fraction)
         workspace = Workspace(view, device=self.device, cache=self.cache, run_id=self.run_id)
         with self._shared_cache() as shared_cache, torch_threads(self.execution.cpus_per_job), \
                 user_interrupts_marked(), self._executor(shared_cache, workspace) as executor:
-            tuned = Tuner(view, exp.output_dir, executor.run, self.out).run()
-        exp.unlearners = tuned_entries(exp, tuned)
+            exp.unlearners = self.tuner(exp, view, executor.run, self.out)
         self.workspace.entries = {e.label: e for e in exp.unlearners}
-        for label, t in tuned.items():
-            self.out(f"tuned {label}: {t.parameters} (objective {t.value:.4g}, trial {t.best_trial} of {t.trials})")
-        return tuned
 
     def _run(self) -> RunReport:
         exp = self.exp

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from erasure import __version__
-from erasure.core.cache import ModelCache, content_key
+from erasure.core.cache import ModelCache, content_key, index_hash
 from erasure.execution.experiment import Experiment, UnlearnerEntry
 from erasure.core.errors import ConfigError
 from erasure.core.factory import allowed_imports, build
@@ -58,10 +58,6 @@ class RunError(RuntimeError):
 
 def versions() -> str:
     return f"erasure={__version__} torch={torch.__version__} python={platform.python_version()}"
-
-
-def index_hash(index: Tensor) -> str:
-    return hashlib.sha256(index.detach().cpu().numpy().tobytes()).hexdigest()[:16]
 
 
 def params_json(unlearner: Any) -> str:
@@ -557,12 +553,11 @@ class Workspace:
 
     def _pruning_hook(self, task: UnlearnTask) -> Callable[[int, dict[str, float]], None] | None:
         """For a tuning trial that may be pruned: the hook that reports each epoch to its trial."""
-        if task.trial is None:
+        if task.trial is None or task.reporter is None:
             return None
         from erasure.results.targets import targets_of
-        from erasure.tuning.pruning import pruning_hook
 
-        return pruning_hook(task.trial, self.exp.tuning.objective, targets_of(self.exp.evaluators))
+        return task.reporter(task.trial, self.exp.tuning.objective, targets_of(self.exp.evaluators))
 
     def execute(self, task: Task) -> JobResult:
         """Run one task and return its rows (unlearning jobs) or its log lines (reference models)."""

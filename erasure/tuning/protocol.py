@@ -34,7 +34,7 @@ from erasure.execution.workspace import RunError, params_json
 from erasure.results.files import atomic_write_text
 from erasure.results.targets import Ranking, targets_of
 from erasure.tuning.objectives import final_metrics, trial_value
-from erasure.tuning.pruning import check_journal, journal_remedy, journal_storage, make_pruner, trial_link
+from erasure.tuning.pruning import check_journal, journal_remedy, journal_storage, make_pruner, pruning_hook, trial_link
 
 log = logging.getLogger("erasure")
 TRIAL_COLUMNS = ["method", "trial", "state", "value", "parameters", "seed_values", "reason"]
@@ -250,7 +250,7 @@ class Tuner:
                     link = trial_link(self.folder / "study.journal", t.method, t.trial._trial_id, index,
                                       len(self.settings.seeds), gold.get(seed, {})) if self.settings.prune else None
                     jobs[seed].append(UnlearnTask(seed, t.method, json.dumps(t.parameters, sort_keys=True, default=str),
-                                                  spec=spec, trial=link))
+                                                  spec=spec, trial=link, reporter=pruning_hook if link else None))
                 waiting.setdefault(key, []).append(t)
 
         def collect(result: JobResult) -> None:
@@ -349,3 +349,14 @@ def tuned_entries(experiment: Experiment, tuned: dict[str, Tuned]) -> list[Unlea
             out.append(dataclasses.replace(entry, unlearner=build(spec, "unlearner", "tuned"), spec=spec,
                                            tuned=tuned[entry.label]))
     return out
+
+
+def tune(experiment: Experiment, view: Experiment, execute: Callable[[Plan, Callable], None],
+         out: Callable[[str], None] = print) -> list[UnlearnerEntry]:
+    """The runner's tuning step (``Runner(..., tuner=tune)``): the protocol on ``view`` (the tuning
+    seeds and validation split of ``experiment``), run by ``execute``; returns ``experiment``'s
+    entries with each tuned method's best parameters."""
+    tuned = Tuner(view, experiment.output_dir, execute, out).run()
+    for label, t in tuned.items():
+        out(f"tuned {label}: {t.parameters} (objective {t.value:.4g}, trial {t.best_trial} of {t.trials})")
+    return tuned_entries(experiment, tuned)
