@@ -1,7 +1,7 @@
 """Helpers shared by several unlearners: relabelling, index batches, layer selection, diagonal Fisher."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -10,9 +10,7 @@ from torch.func import functional_call, grad, vmap
 from erasure.data.partitions import Partitions
 from erasure.models.base import layer_groups
 from erasure.models.training import task_loss
-
-if TYPE_CHECKING:  # base.py imports this module
-    from erasure.unlearners.base import UnlearningContext
+from erasure.unlearners.context import UnlearningContext
 
 
 def random_wrong_labels(targets: Tensor, num_classes: int, generator: torch.Generator) -> Tensor:

@@ -18,7 +18,7 @@ import contextlib
 import contextvars
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import torch
 from torch import Tensor, nn
@@ -30,9 +30,7 @@ from erasure.models.training import accuracy
 from erasure.results.files import atomic_write_bytes
 from erasure.results.targets import as_gold, gold_gap
 from erasure.unlearners._common import last_layers
-
-if TYPE_CHECKING:
-    from erasure.unlearners.base import TrainingUnlearner, UnlearningContext
+from erasure.unlearners.context import UnlearningContext
 
 SelectRule = Literal["gold_forget_accuracy", "gold_gap", "validation_accuracy"]
 GOLD_RULES = ("gold_forget_accuracy", "gold_gap")
@@ -42,10 +40,11 @@ TEST_PARTITIONS = ("test", "forget_test", "retain_test")
 _APPLYING: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("erasure_training_options", default=frozenset())
 
 
-def run_with_options(unlearner: TrainingUnlearner, unlearn: Callable[..., nn.Module], model: nn.Module,
+def run_with_options(unlearner: Any, unlearn: Callable[..., nn.Module], model: nn.Module,
                      ctx: UnlearningContext) -> nn.Module:
     """``unlearn(unlearner, model, ctx)`` with the unlearner's generic options applied (once, even
-    when a subclass's ``unlearn`` calls its parent's)."""
+    when a subclass's ``unlearn`` calls its parent's); ``unlearner`` is a ``TrainingUnlearner``
+    (:mod:`erasure.unlearners.base`, which builds on this module)."""
     active = _APPLYING.get()
     if id(ctx) in active:
         return unlearn(unlearner, model, ctx)
