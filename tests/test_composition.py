@@ -279,7 +279,8 @@ def test_a_run_writes_the_mask_inside_its_output_directory(tmp_path):
 def test_the_options_belong_to_the_methods_that_take_gradient_steps():
     training = {name for name, cls in registry("unlearner").items() if issubclass(cls, TrainingUnlearner)}
     assert training == {"AdvancedNegGrad", "BadTeaching", "CFk", "EUk", "FineTuning", "JiT", "MIRegularized",
-                        "NegGrad", "RandomLabels", "SCRUB", "SalUn", "UNSIR", "UNSIRChoiNa"}
+                        "NegGrad", "RandomLabels", "SCRUB", "SalUn", "UNSIR", "UNSIRChoiNa",
+                        "ConvolutionTranspose", "DELETE", "MaskedSmallGradients", "NPO", "SimNPO"}
     for name, cls in registry("unlearner").items():
         assert (set(TRAINING_OPTIONS) <= set(cls.param_names())) == (name in training), name
     eu = make({"class": "EUk", "parameters": {"k": 2, "trainable_layers": 1, "gradient_mask": "m"}})
