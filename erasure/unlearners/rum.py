@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from erasure.core.errors import ConfigError, join_path
 from erasure.core.factory import build
-from erasure.core.params import PositiveInt
+from erasure.core.params import Choice, PositiveInt
 from erasure.data.partitions import Partitions
 from erasure.unlearners.base import UnlearningContext
 from erasure.unlearners.cascade import Cascade, UnlearnerSpec
@@ -82,6 +82,11 @@ class RUM(Cascade):
     (learning events); here it is read from the trained original alone, so confidence ranks the
     samples the original fits least (the most memorized) lowest.
     """
+
+    #: tuned by the equal-budget protocol (erasure.tuning): the refinement's choices (the steps' own
+    #: parameters are their specs'); the defaults are the code's
+    search_space = {"proxy": Choice(("confidence", "max_confidence", "entropy", "binary_accuracy")),
+                    "order": Choice(("ascending", "descending")), "retain": Choice(("code", "retain"))}
 
     #: The code's proxy run (main_rum_proxy.py): NegGrad+ on each subset, SGD (momentum 0.9, weight decay 5e-4)
     DEFAULT_STEPS: ClassVar[list[dict]] = [
