@@ -6,7 +6,9 @@
 Runs ``main.py CONFIG --no-progress`` (with the ``--set`` overrides, into ``--output`` or a fresh
 temporary directory), then prints one row per unlearner (in the order of the results file) and
 one column per metric: the mean ± standard deviation over seeds (population standard deviation,
-ddof 0, as the docs' tables), or the value alone with one seed. ``--from DIR`` reads an earlier
+ddof 0, as the docs' tables), or the value alone with one seed. A column is
+``[1/]metric[@digits][=header]``: ``1/`` takes the reciprocal per seed before averaging,
+``@2`` prints two decimals, ``=header`` names the column. ``--from DIR`` reads an earlier
 run's results instead of running. Each docs table made this way names its command beside it.
 
 Example (docs/fidelity.md, SSD / JiT defaults):
@@ -50,15 +52,29 @@ def cell(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
+def parse_column(spec: str) -> tuple[str, bool, int, str]:
+    """A column spec ``[1/]metric[@digits][=header]``: (metric, reciprocal per seed, digits, header),
+    e.g. ``1/speedup_vs_gold=time / gold`` or ``wall_seconds@2=seconds``."""
+    spec, _, header = spec.partition("=")
+    reciprocal = spec.startswith("1/")
+    metric, _, digits = spec.removeprefix("1/").partition("@")
+    return metric, reciprocal, int(digits or 3), header or spec
+
+
 def table(results: Path, metrics: list[str]) -> str:
-    """The Markdown table of ``results`` (a results.csv): unlearners in file order × ``metrics``."""
+    """The Markdown table of ``results`` (a results.csv): unlearners in file order × ``metrics``
+    (column specs, :func:`parse_column`)."""
     with open(results, newline="") as f:
         rows = list(csv.DictReader(f))
     values = final_values(rows)
     unlearners = list(dict.fromkeys(r["unlearner"] for r in rows))
-    lines = ["| unlearner | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    columns = [parse_column(m) for m in metrics]
+    lines = ["| unlearner | " + " | ".join(c[3] for c in columns) + " |", "|---|" + "---:|" * len(columns)]
     for name in unlearners:
-        cells = [cell(list(values.get((name, m), {}).values())) for m in metrics]
+        cells = []
+        for metric, reciprocal, digits, _ in columns:
+            seeds = list(values.get((name, metric), {}).values())
+            cells.append(cell([1 / v if v else float("inf") for v in seeds] if reciprocal else seeds, digits))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
