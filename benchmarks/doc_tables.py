@@ -40,7 +40,7 @@ def run(config: str, overrides: list[str], output: Path) -> None:
     command = [sys.executable, str(ROOT / "main.py"), config, "--no-progress", "--set", f"output.dir={output}"]
     for override in overrides:
         command += ["--set", override]
-    subprocess.run(command, check=True, cwd=ROOT)
+    subprocess.run(command, check=True, cwd=ROOT, stdout=sys.stderr)  # stdout: the table alone
 
 
 def cell(values: list[float], digits: int = 3) -> str:
