@@ -61,10 +61,6 @@ class RUM(Cascade):
     Triantafillou, "What makes unlearning hard and what to do about it", NeurIPS 2024; reference
     code kairanzhao/RUM, main_rum.py, main_rum_proxy.py, main_forget.py ``--sequential``).
 
-    With ``unlearners`` None the steps are the code's proxy run (main_rum_proxy.py): NegGrad+
-    (``AdvancedNegGrad``) on each subset with α 0.99 / 0.97 / 0.97, 5 / 5 / 10 epochs, lr 0.01 /
-    0.01 / 0.001, SGD with momentum 0.9 and weight decay 5e-4.
-
     Refinement: D_f is split into as many subsets as there are ``unlearners`` (three in the
     paper: low, medium, high memorization) by a memorization proxy computed from the original
     model (:func:`memorization_proxy`, ``proxy``). Meta-unlearning: step i runs the unlearner
@@ -81,6 +77,10 @@ class RUM(Cascade):
     The paper's proxy splits rank by a proxy averaged over the original's training epochs
     (learning events); here it is read from the trained original alone, so confidence ranks the
     samples the original fits least (the most memorized) lowest.
+
+    With ``unlearners`` None the steps are the code's proxy run (main_rum_proxy.py): NegGrad+
+    (``AdvancedNegGrad``) on each subset with α 0.99 / 0.97 / 0.97, 5 / 5 / 10 epochs, lr 0.01 /
+    0.01 / 0.001, SGD with momentum 0.9 and weight decay 5e-4.
     """
 
     #: tuned by the equal-budget protocol (erasure.tuning): the refinement's choices (the steps' own
