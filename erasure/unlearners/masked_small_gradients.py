@@ -8,12 +8,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from erasure.core.params import IntRange, LogUniform, OpenFraction, PositiveFloat, PositiveInt, Uniform
+from erasure.core.params import (IntRange, LogUniform, MethodOptimizerSpec, OpenFraction, PositiveFloat, PositiveInt,
+                                 Uniform)
 from erasure.unlearners._common import train_on_retain
-from erasure.unlearners.base import TrainingUnlearner, UnlearningContext
+from erasure.unlearners.base import TrainingUnlearner, UnlearningContext, build_optimizer
 
 #: the gradient scale of the weights that keep their trained values (the solution's ``grad_mask`` 0.1)
 KEPT_GRADIENT_SCALE = 0.1
+#: the solution's optimizer (``DefaultKGLTop2Config`` / ``DefaultKGLTop5Config``)
+SGD_SOLUTION = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}}
 LayerTypes = Literal["conv", "conv_and_linear"]
 
 
@@ -68,8 +71,8 @@ class MaskedSmallGradients(TrainingUnlearner):
        warm-up-then-decay learning rate per epoch; gradients of the weights that were not
        redrawn are scaled by 0.1 (biases and other layers train freely).
 
-    Defaults are the solution's (``DefaultKGLTop2Config``): init_rate 0.3, 5 epochs, lr 1e-3,
-    momentum 0.9, weight decay 5e-4, batch 64. On a model without convolutions the default
+    Defaults are the solution's (``DefaultKGLTop2Config``): init_rate 0.3, 5 epochs, SGD (momentum
+    0.9, weight decay 5e-4; ``optimizer`` changes it) at lr 1e-3, batch 64. On a model without convolutions the default
     layer type leaves nothing to reinitialise, so it is fine-tuning with that schedule.
     """
 
@@ -77,15 +80,14 @@ class MaskedSmallGradients(TrainingUnlearner):
     search_space = {"init_rate": Uniform(0.05, 0.9), "epochs": IntRange(1, 10), "lr": LogUniform(1e-4, 1e-1)}
 
     def __init__(self, init_rate: OpenFraction = 0.3, epochs: PositiveInt = 5, lr: PositiveFloat = 1e-3,
-                 momentum: float = 0.9, weight_decay: float = 5e-4, batch_size: PositiveInt = 64,
-                 layer_types: LayerTypes = "conv"):
+                 batch_size: PositiveInt = 64, layer_types: LayerTypes = "conv",
+                 optimizer: MethodOptimizerSpec | None = None):
         self.init_rate = init_rate
         self.epochs = epochs
         self.lr = lr
-        self.momentum = momentum
-        self.weight_decay = weight_decay
         self.batch_size = batch_size
         self.layer_types = layer_types
+        self.optimizer = optimizer
 
     def layers(self, model: nn.Module) -> list[nn.Module]:
         kinds = (nn.Conv2d,) if self.layer_types == "conv" else (nn.Conv2d, nn.Linear)
@@ -106,7 +108,7 @@ class MaskedSmallGradients(TrainingUnlearner):
                 w.copy_(torch.where(redraw, fresh, w))
                 scales[w] = torch.where(redraw, 1.0, KEPT_GRADIENT_SCALE).to(w.dtype)
         model.zero_grad(set_to_none=True)
-        optimizer = torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        optimizer = build_optimizer(self.optimizer, SGD_SOLUTION, model.parameters(), self.lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: annealing_factor(e, self.epochs))
         with scaled_gradients(scales):
             return train_on_retain(model, ctx, optimizer, self.epochs, self.batch_size, scheduler)
