@@ -279,9 +279,10 @@ def test_a_run_writes_the_mask_inside_its_output_directory(tmp_path):
 def test_the_options_belong_to_the_methods_that_take_gradient_steps():
     training = {name for name, cls in registry("unlearner").items() if issubclass(cls, TrainingUnlearner)}
     assert {"AdvancedNegGrad", "BadTeaching", "CFk", "EUk", "FineTuning", "JiT", "MIRegularized", "NegGrad",
-            "RandomLabels", "SCRUB", "SalUn", "UNSIR", "UNSIRChoiNa", "L1Sparse", "SFRon", "SCAR"} <= training
+            "RandomLabels", "SCRUB", "SalUn", "UNSIR", "UNSIRChoiNa", "L1Sparse", "SFRon", "SCAR",
+            "ConvolutionTranspose", "DELETE", "MaskedSmallGradients", "NPO", "SimNPO"} <= training
     assert not {"Identity", "GoldModel", "SSD", "FisherForgetting", "WassersteinBarycenter", "Cascade",
-                "InfluenceUnlearning"} & training, "one-shot methods take no gradient steps"
+                "InfluenceUnlearning", "AdaptiveSSD"} & training, "one-shot methods take no gradient steps"
     for name, cls in registry("unlearner").items():
         assert (set(TRAINING_OPTIONS) <= set(cls.param_names())) == (name in training), name
     eu = make({"class": "EUk", "parameters": {"k": 2, "trainable_layers": 1, "gradient_mask": "m"}})

@@ -148,7 +148,7 @@ def test_ssd_per_sample_importance_is_the_mean_of_per_sample_squared_gradients(l
                for index in (parts["train"], parts["forget"])]
     original_importances, sample_importances = (reference_importance(expected, loader, label_free) for loader in loaders)
     reference_modify_weight(expected, original_importances, sample_importances, alpha, lam)
-    got = unlearn("SSD", parts=parts, alpha=alpha, dampening=lam, label_free=label_free)
+    got = unlearn("SSD", parts=parts, alpha=alpha, dampening=lam, label_free=label_free, importance="per_sample")
     assert_same_weights(got, expected)
     assert int((flat(got) != flat(trained())).sum()) > 10
 
@@ -168,14 +168,14 @@ def permuted_copy(parts: Partitions, seed: int = 0) -> Partitions:
 def test_ssd_does_not_depend_on_how_the_source_orders_its_samples(label_free):
     alpha = 2.5
     original = flat(trained())
-    a = flat(unlearn("SSD", alpha=alpha, label_free=label_free))
-    b = flat(unlearn("SSD", parts=permuted_copy(digits()), alpha=alpha, label_free=label_free))
+    a = flat(unlearn("SSD", alpha=alpha, label_free=label_free, importance="per_sample"))
+    b = flat(unlearn("SSD", parts=permuted_copy(digits()), alpha=alpha, label_free=label_free, importance="per_sample"))
     assert torch.equal(a != original, b != original)  # the same weights selected
     assert int((a != original).sum()) > 10
     assert torch.allclose(a, b, rtol=1e-6, atol=1e-8)
-    # the batch estimators are not order-free: that is why per-sample is the default
-    c = flat(unlearn("SSD", alpha=alpha, label_free=label_free, importance="class_sorted_batches"))
-    d = flat(unlearn("SSD", parts=permuted_copy(digits()), alpha=alpha, label_free=label_free, importance="class_sorted_batches"))
+    # the batch estimators (the default is the reference code's) are not order-free
+    c = flat(unlearn("SSD", alpha=alpha, label_free=label_free))
+    d = flat(unlearn("SSD", parts=permuted_copy(digits()), alpha=alpha, label_free=label_free))
     assert not torch.allclose(c, d, rtol=1e-6, atol=1e-8)
 
 
@@ -194,9 +194,16 @@ def test_ssd_shuffled_batches_follow_the_random_forgetting_loaders():
 def test_ssd_per_sample_cannot_select_once_alpha_reaches_the_data_to_forget_ratio(caplog):
     # I_D >= (|D_f| / |D|) * I_f for a mean over samples: 1,437 / 145 = 9.9 < alpha = 10
     with caplog.at_level(logging.WARNING, logger="erasure.unlearners"):
-        out = unlearn("SSD")
+        out = unlearn("SSD", importance="per_sample")
     assert torch.equal(flat(out), flat(trained()))
     assert "no weight can have" in caplog.text
+
+
+def test_ssd_default_is_the_reference_codes_class_sorted_batches_of_64():
+    expected = unlearn("SSD", alpha=3.0, importance="class_sorted_batches", batch_size=64)
+    assert_same_weights(unlearn("SSD", alpha=3.0), expected)
+    assert int((flat(expected) != flat(trained())).sum()) > 10
+    assert not torch.equal(flat(expected), flat(unlearn("SSD", alpha=3.0, importance="per_sample")))
 
 
 # =========================================================================== JiT
@@ -230,7 +237,7 @@ def test_jit_reference_options_reproduce_the_reference_code():
     params = {"sigma": 0.5, "lr": 1e-3, "num_samples": 5, "batch_size": 40}
     expected = reference_jit(trained(batch_norm=True), digits(), params["sigma"], params["lr"], 5, 40,
                              torch.Generator().manual_seed(1))
-    got = unlearn("JiT", trained(batch_norm=True), accumulate_gradients=True, train_mode=True, **params)
+    got = unlearn("JiT", trained(batch_norm=True), **params)  # the defaults are the code's
     assert_same_weights(got, expected)  # batch-norm running statistics included
 
 
@@ -238,16 +245,16 @@ def test_jit_accumulated_gradients_move_the_model_about_k_plus_one_over_two_time
     # 145 forget images in 4 batches: step k applies the sum of batches 1..k, (1+2+3+4)/4 = 2.5
     base = flat(trained())
     params = {"sigma": 0.5, "lr": 1e-4, "batch_size": 37}
-    paper = float((flat(unlearn("JiT", **params)) - base).norm())
-    code = float((flat(unlearn("JiT", accumulate_gradients=True, **params)) - base).norm())
+    paper = float((flat(unlearn("JiT", accumulate_gradients=False, **params)) - base).norm())
+    code = float((flat(unlearn("JiT", **params)) - base).norm())
     assert 2.2 < code / paper < 2.6
 
 
 def test_jit_train_mode_only_matters_for_mode_dependent_layers():
     params = {"sigma": 0.5, "lr": 1e-3, "num_samples": 5}
-    assert torch.allclose(flat(unlearn("JiT", **params)), flat(unlearn("JiT", train_mode=True, **params)), atol=1e-6)
-    bn = flat(unlearn("JiT", trained(batch_norm=True), **params))
-    assert not torch.allclose(bn, flat(unlearn("JiT", trained(batch_norm=True), train_mode=True, **params)), atol=1e-6)
+    assert torch.allclose(flat(unlearn("JiT", train_mode=False, **params)), flat(unlearn("JiT", **params)), atol=1e-6)
+    bn = flat(unlearn("JiT", trained(batch_norm=True), train_mode=False, **params))
+    assert not torch.allclose(bn, flat(unlearn("JiT", trained(batch_norm=True), **params)), atol=1e-6)
 
 
 # ========================================================================= SCRUB

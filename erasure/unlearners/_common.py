@@ -163,3 +163,19 @@ def forgotten_classes(partitions: Partitions) -> Tensor | None:
     if torch.isin(partitions.targets("retain"), classes).any():
         return None
     return classes
+
+
+def train_on_retain(model: nn.Module, ctx: UnlearningContext, optimizer: torch.optim.Optimizer, epochs: int,
+                    batch_size: int | None, scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> nn.Module:
+    """``epochs`` shuffled passes of the task's loss over D_r in train mode, the scheduler (if any)
+    stepped after each epoch; returns the model in eval mode."""
+    model.train()
+    for _ in range(epochs):
+        for x, y in ctx.batches("retain", batch_size):
+            optimizer.zero_grad(set_to_none=True)
+            task_loss(model(x), y).backward()
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        ctx.end_epoch(model)
+    return model.eval()

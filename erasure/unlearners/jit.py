@@ -52,21 +52,18 @@ class JiT(TrainingUnlearner):
     ``num_samples`` perturbations x' = clamp(x + σ·ε, min(x), max(x)) and takes
     one plain SGD step (no momentum) on
     (1/N)·Σ_n Σ_i ‖f(x_i) − f(x'_i)‖₂ / ‖x_i − x'_i‖₂, with f(x') held fixed
-    (no gradient), f the model's outputs (logits). The model stays in eval mode
-    (no dropout, frozen batch-norm statistics). The N perturbations of a batch go
-    through the model in one forward pass. Needs tensor inputs (not graphs).
+    (no gradient), f the model's outputs (logits). Needs tensor inputs (not graphs).
 
-    Defaults are the paper's full-class setting: σ 0.5, η 3e-4, N 25, batch 128
-    (sub-class and random forgetting: σ 0.01, η 3e-4; the reference function's
-    defaults are σ 0.1, η 0.01).
+    The defaults reproduce the reference code (jwf40/Information-Theoretic-Unlearning,
+    src/lipschitz.py, ``Lipschitz.modify_weight``), which produced the paper's numbers:
+    ``accumulate_gradients`` (it zeroes the gradients once, before the loop, so step k applies
+    the sum of the gradients of batches 1..k) and ``train_mode`` (the model is never switched
+    to eval: dropout is active, batch-norm uses and updates batch statistics, and the N
+    perturbation passes run one by one, as there). The paper's formula (gradients zeroed every
+    batch, eval mode, the N·B perturbations in one forward pass) is both options False.
 
-    The reference code (jwf40/Information-Theoretic-Unlearning, src/lipschitz.py,
-    ``Lipschitz.modify_weight``) differs from the paper in two ways, each an option here:
-    ``accumulate_gradients`` never zeroes the gradients between batches, so step k applies the
-    sum of the gradients of batches 1..k; ``train_mode`` leaves the model in train mode (it is
-    never switched to eval), so dropout is active and batch-norm uses and updates batch
-    statistics (the N perturbation passes then run one by one, as there). Both True reproduce
-    the reference code.
+    σ 0.5, η 3e-4, N 25, batch 128 are the paper's full-class setting (sub-class and random
+    forgetting: σ 0.01, η 3e-4; the reference function's defaults are σ 0.1, η 0.01).
     """
 
     tasks = TASKS
@@ -74,7 +71,7 @@ class JiT(TrainingUnlearner):
     search_space = {"sigma": LogUniform(0.01, 1.0), "lr": LogUniform(1e-5, 1e-2)}
 
     def __init__(self, sigma: PositiveFloat = 0.5, lr: PositiveFloat = 3e-4, num_samples: PositiveInt = 25,
-                 batch_size: PositiveInt = 128, accumulate_gradients: bool = False, train_mode: bool = False):
+                 batch_size: PositiveInt = 128, accumulate_gradients: bool = True, train_mode: bool = True):
         self.sigma = sigma
         self.lr = lr
         self.num_samples = num_samples
