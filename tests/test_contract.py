@@ -64,10 +64,10 @@ def test_the_evaluator_contract_catches_faults():
     _WORLDS.clear()  # that world's original was changed on purpose
 
 
-@pytest.mark.parametrize("kind,doc", [("unlearner", "README.md"), ("evaluator", "README.md"),
+@pytest.mark.parametrize("kind,doc", [("unlearner", "docs/methods.md"), ("evaluator", "docs/methods.md"),
                                       ("unlearner", "docs/fidelity.md"), ("evaluator", "docs/fidelity.md")])
 def test_every_built_in_has_a_row_in_the_docs(kind, doc):
-    """The README's tables list every built-in; docs/fidelity.md says what each is faithful to."""
+    """docs/methods.md's tables list every built-in; docs/fidelity.md says what each is faithful to."""
     import re
     from pathlib import Path
 
