@@ -113,6 +113,8 @@ OpenFraction = Annotated[float, Range(0, 1, low_inclusive=False, high_inclusive=
 OptimizerSpec = Annotated[dict, Spec("optimizer")]
 LossSpec = Annotated[dict, Spec("loss")]
 SchedulerSpec = Annotated[dict, Spec("scheduler")]
+#: A ``torchvision.transforms.v2`` transform by short name (``RandomCrop``, ``ColorJitter``, ...).
+TransformSpec = Annotated[dict, Spec("transform")]
 #: An unlearner's optimizer: class and settings; the learning rate is the method's own ``lr`` parameter.
 PathText = Annotated[str, FilePath()]
 MethodOptimizerSpec = Annotated[
