@@ -195,3 +195,18 @@ def test_serial_and_process_pool_agree_with_augmentation(tmp_path):
                       and "speedup" not in r["metric"]} for e in reports)
     assert serial == local and len(serial) >= 3 * 4
     assert serial[("SalUn", "accuracy_test")] != serial[("FineTuning", "accuracy_test")]
+
+
+def test_compile_trains_the_model_through_the_compiled_module(monkeypatch):
+    compiled = []
+
+    def fake_compile(module):  # torch.compile itself takes minutes on a busy CPU; its use is what is tested
+        compiled.append(module)
+        return lambda x: module(x)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    parts = Partitions(Dataset(images(32), torch.arange(32) % 2, 2), {"train": torch.arange(32)})
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2))
+    before = model[1].weight.detach().clone()
+    train_model(model, parts, "train", TrainingRecipe(epochs=1, batch_size=16, compile=True), torch.Generator())
+    assert compiled == [model] and not torch.equal(before, model[1].weight)
