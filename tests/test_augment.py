@@ -105,7 +105,6 @@ def test_trainer_uses_augmentation_and_it_enters_the_cache_key():
     augmenting = TrainingRecipe(epochs=2, batch_size=16, augment=[CROP, FLIP])
     assert not torch.equal(trained(plain), trained(augmenting))
     assert torch.equal(trained(augmenting), trained(augmenting))
-    assert torch.equal(trained(plain), trained(TrainingRecipe(epochs=2, batch_size=16, channels_last=True)))
     assert plain.as_dict() != augmenting.as_dict()  # the cache key hashes the recipe's dict
 
 

@@ -209,7 +209,13 @@ def _matches(value: Any, hint: Any, path: str) -> bool:
         fitting = [a for a in args if _matches_shallow(value, a)]
         if not fitting:
             return False
-        _matches(value, fitting[0], path)  # constraints of the first fitting member
+        for member in fitting:  # a member that fits in full wins (a list of floats
+            try:                                # after Sequence[int] in torchvision's hints)
+                if _matches(value, member, path):
+                    return True
+            except ConfigError:
+                pass
+        _matches(value, fitting[0], path)  # else the first fitting member's constraint error
         return True
     if hint is None or hint is type(None):
         return value is None

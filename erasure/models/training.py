@@ -33,7 +33,7 @@ class TrainingRecipe:
     of ``torchvision.transforms.v2`` specs applied to each training batch's inputs on the data's
     device, seeded from the job's generator (:mod:`erasure.data.augment`); the original, gold
     and every retrained reference model use it, evaluation never does. ``amp`` uses bfloat16
-    autocast on CUDA (ignored on CPU); ``channels_last`` trains image models in the
+    autocast on CUDA (ignored on CPU); ``channels_last`` trains image models on CUDA in the
     channels-last memory format (faster convolutions on tensor cores; the weights come back in
     the default format); ``compile`` runs the training forward passes through ``torch.compile``.
     """
@@ -118,7 +118,7 @@ def train_model(
     loss_fn = instantiate(recipe.loss, "loss")
     partitions = partitions.with_dataset(original(partitions.dataset))  # validation: never augmented
     training = partitions.with_dataset(augmented(partitions.dataset, Augmentation(recipe.augment), generator))
-    forward = fast_forward(model, recipe)
+    forward = fast_forward(model, recipe, device)
     best_loss, best_state, stale = float("inf"), None, 0
     for epoch in range(recipe.epochs):
         model.train()
@@ -146,19 +146,22 @@ def train_model(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    if recipe.channels_last:
+    if recipe.channels_last and device.type == "cuda":
         model.to(memory_format=torch.contiguous_format)
     model.eval()
     return model
 
 
-def fast_forward(model: nn.Module, recipe: TrainingRecipe) -> Callable[[Any], Tensor]:
-    """The training forward pass under the recipe's ``channels_last`` (model and 4-D batches in
-    that memory format) and ``compile`` (``torch.compile``; the compiled module shares the weights)."""
-    if recipe.channels_last:
+def fast_forward(model: nn.Module, recipe: TrainingRecipe, device: torch.device) -> Callable[[Any], Tensor]:
+    """The training forward pass under the recipe's ``channels_last`` (on CUDA: model and 4-D
+    batches in that memory format; CPU kernels gain little from it, and torch's CPU backward
+    crashed on a narrow ResNet at 224 x 224 in it) and ``compile`` (``torch.compile``; the
+    compiled module shares the weights)."""
+    channels_last = recipe.channels_last and device.type == "cuda"
+    if channels_last:
         model.to(memory_format=torch.channels_last)
     module = torch.compile(model) if recipe.compile else model
-    if not recipe.channels_last:
+    if not channels_last:
         return module
 
     def forward(x: Any) -> Tensor:
