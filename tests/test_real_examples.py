@@ -5,6 +5,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 from erasure.execution.experiment import load_experiment
 
@@ -39,6 +40,10 @@ def test_gpu_throughput_benchmark_runs_on_cpu(tmp_path):
     spec.loader.exec_module(module)
     out = tmp_path / "r.json"
     results = module.main(["--device", "cpu", "--n", "16", "--batch-size", "8", "--width", "2", "--repeats", "2",
-                           "--warmup", "0", "--json", str(out)])
-    assert len(results) == 1 and len(results[0]["seconds"]["plain"]) == 2
-    assert results[0]["framework_images_per_s"] > 0 and out.exists()
+                           "--warmup", "0", "--fast-epochs", "1", "--json", str(out)])
+    assert [r["case"] for r in results] == ["resnet18", "augmented", "fast"]
+    assert all(len(r["seconds"]["plain"]) == 2 and r["framework_images_per_s"] > 0 for r in results[:2])
+    assert results[2]["seconds_per_model"] > 0 and out.exists()
+    x = torch.rand(6, 3, 32, 32)
+    crops = module.crop_flip(x, torch.Generator().manual_seed(0))  # the plain loop's own crop and flip
+    assert crops.shape == x.shape and not torch.equal(crops, x)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from erasure.models.base import parametrized_layers
+from erasure.models.fast_resnet import FastResNet
 from erasure.models.resnet import ResNet18
 from erasure.models.text import TextClassifier
 from erasure.models.torchvision_model import TorchVisionModel
@@ -20,6 +21,20 @@ def test_resnet18_cifar_stem_and_classes():
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(11.17e6, rel=0.01)
     grey = ResNet18((1, 28, 28), 10, width=16)
     assert grey(torch.randn(2, 1, 28, 28)).shape == (2, 10) and grey.features(torch.randn(2, 1, 28, 28)).shape == (2, 128)
+
+
+def test_fast_resnet_is_airbench_shaped_and_fits_small_images():
+    model = FastResNet((3, 32, 32), 10)
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 10) and model.features(x).shape == (2, 256)
+    assert torch.allclose(model(x), model.head(model.features(x)) / 9)  # logits scaled by 1/9
+    assert sum(p.numel() for p in model.parameters()) == pytest.approx(1.97e6, rel=0.01)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 6 and not any(m.weight.requires_grad for m in norms) and all(m.bias.requires_grad for m in norms)
+    names = [n for n, _ in parametrized_layers(model, x)]
+    assert names[0] == "body.0" and names[-1] == "head"
+    digits = FastResNet((1, 8, 8), 10, widths=[8, 16, 16], stem=8)  # 8x8 images: pools stop at 1x1
+    assert digits(torch.randn(3, 1, 8, 8)).shape == (3, 10)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])

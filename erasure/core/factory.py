@@ -266,6 +266,27 @@ def check_trainable(model: Any, path: str = "") -> None:
                           path)
 
 
+def _transform_base() -> type:
+    from torchvision.transforms import v2
+
+    return v2.Transform
+
+
+def _dry_transform(cls: type, params: dict) -> Any:
+    """Build the transform and apply it to one random float image (3 x 224 x 224): train-time
+    augmentation (``training.augment``) gives it one image tensor at a time, or a batch, and needs
+    an image tensor back (a transform that needs labels or boxes, or returns a tuple, is refused)."""
+    import torch
+
+    transform = cls(**params)
+    with torch.random.fork_rng(devices=[]):
+        out = transform(torch.rand(3, 224, 224))
+    if not isinstance(out, torch.Tensor) or out.dim() != 3:
+        raise ConfigError(f"{cls.__name__} does not map an image tensor (C, H, W) to an image tensor "
+                          f"(it gave {type(out).__name__}); training.augment needs transforms of images alone")
+    return transform
+
+
 def _module_base() -> type:
     import torch
 
@@ -297,6 +318,13 @@ SLOTS: dict[str, Slot] = {
         lambda: _torch_classes("torch.nn", _loss_base()),
         (),
         _dry_loss,
+    ),
+    "transform": Slot(
+        "transform",
+        _transform_base,
+        lambda: _torch_classes("torchvision.transforms.v2", _transform_base()),
+        (),
+        _dry_transform,
     ),
     "scheduler": Slot(
         "scheduler",

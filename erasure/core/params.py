@@ -129,6 +129,8 @@ LossSpec = Annotated[dict, Spec("loss")]
 SchedulerSpec = Annotated[dict, Spec("scheduler")]
 #: A training scheme (``training.scheme``): how the original and gold are trained (SISA shards, an update log, ...).
 SchemeSpec = Annotated[dict, Spec("scheme")]
+#: A ``torchvision.transforms.v2`` transform by short name (``RandomCrop``, ``ColorJitter``, ...).
+TransformSpec = Annotated[dict, Spec("transform")]
 #: An unlearner's optimizer: class and settings; the learning rate is the method's own ``lr`` parameter.
 PathText = Annotated[str, FilePath()]
 MethodOptimizerSpec = Annotated[
@@ -221,7 +223,13 @@ def _matches(value: Any, hint: Any, path: str) -> bool:
         fitting = [a for a in args if _matches_shallow(value, a)]
         if not fitting:
             return False
-        _matches(value, fitting[0], path)  # constraints of the first fitting member
+        for member in fitting:  # a member that fits in full wins (a list of floats
+            try:                                # after Sequence[int] in torchvision's hints)
+                if _matches(value, member, path):
+                    return True
+            except ConfigError:
+                pass
+        _matches(value, fitting[0], path)  # else the first fitting member's constraint error
         return True
     if hint is None or hint is type(None):
         return value is None

@@ -93,8 +93,9 @@ class Partitions:
             index = index[order]
         if self.dataset.kind == "lazy":
             targets = self.dataset.targets
+            augment = getattr(self.dataset, "augment", None)  # an AugmentedDataset's training view
             for x, positions in self.dataset.inputs.batches(index, batch_size, targets.device, drop_last):
-                yield x, targets[index[positions.to(index.device)]]
+                yield (augment(x) if augment else x), targets[index[positions.to(index.device)]]
             return
         stop = len(index) - (len(index) % batch_size if drop_last else 0)
         for start in range(0, stop, batch_size):

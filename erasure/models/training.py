@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 from erasure.core.errors import ConfigError
 from erasure.core.factory import instantiate
-from erasure.core.params import LossSpec, OptimizerSpec, PositiveInt, Range, SchedulerSpec, SchemeSpec
+from erasure.core.params import LossSpec, OptimizerSpec, PositiveInt, Range, SchedulerSpec, SchemeSpec, TransformSpec
+from erasure.data.augment import Augmentation, augmented, original
 from erasure.data.dataset import MULTI_LABEL, Dataset
 from erasure.data.partitions import Partitions
 
@@ -28,7 +29,13 @@ class TrainingRecipe:
 
     ``validation_fraction`` > 0 holds out that share of the training partition
     (seeded) and stops when its loss has not improved for ``patience`` epochs,
-    restoring the best weights. ``amp`` uses bfloat16 autocast on CUDA (ignored on CPU).
+    restoring the best weights (never augmented). ``augment``: train-time augmentation, a list
+    of ``torchvision.transforms.v2`` specs applied to each training batch's inputs on the data's
+    device, seeded from the job's generator (:mod:`erasure.data.augment`); the original, gold
+    and every retrained reference model use it, evaluation never does. ``amp`` uses bfloat16
+    autocast on CUDA (ignored on CPU); ``channels_last`` trains image models on CUDA in the
+    channels-last memory format (faster convolutions on tensor cores; the weights come back in
+    the default format); ``compile`` runs the training forward passes through ``torch.compile``.
     ``scheme``: train the original and gold under a training scheme (:mod:`erasure.models.schemes`).
     """
 
@@ -39,7 +46,10 @@ class TrainingRecipe:
     scheduler: SchedulerSpec | None = None
     validation_fraction: Annotated[float, Range(0, 1, high_inclusive=False)] = 0.0
     patience: PositiveInt = 5
+    augment: list[TransformSpec] = field(default_factory=list)
     amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
     scheme: SchemeSpec | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -114,13 +124,16 @@ def train_model(
     optimizer = instantiate(recipe.optimizer, "optimizer", model.parameters())
     scheduler = instantiate(recipe.scheduler, "scheduler", optimizer=optimizer) if recipe.scheduler else None
     loss_fn = instantiate(recipe.loss, "loss")
+    partitions = partitions.with_dataset(original(partitions.dataset))  # validation: never augmented
+    training = partitions.with_dataset(augmented(partitions.dataset, Augmentation(recipe.augment), generator))
+    forward = fast_forward(model, recipe, device)
     best_loss, best_state, stale = float("inf"), None, 0
     for epoch in range(recipe.epochs):
         model.train()
-        for x, y in partitions.batches(index, recipe.batch_size, shuffle=True, generator=generator):
+        for x, y in training.batches(index, recipe.batch_size, shuffle=True, generator=generator):
             optimizer.zero_grad(set_to_none=True)
             with autocast(device, recipe.amp):
-                loss = loss_fn(model(x), y)
+                loss = loss_fn(forward(x), y)
             loss.backward()
             optimizer.step()
         val_loss = None
@@ -141,8 +154,30 @@ def train_model(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    if recipe.channels_last and device.type == "cuda":
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     return model
+
+
+def fast_forward(model: nn.Module, recipe: TrainingRecipe, device: torch.device) -> Callable[[Any], Tensor]:
+    """The training forward pass under the recipe's ``channels_last`` (on CUDA: model and 4-D
+    batches in that memory format; CPU kernels gain little from it, and torch's CPU backward
+    crashed on a narrow ResNet at 224 x 224 in it) and ``compile`` (``torch.compile``; the
+    compiled module shares the weights)."""
+    channels_last = recipe.channels_last and device.type == "cuda"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    module = torch.compile(model) if recipe.compile else model
+    if not channels_last:
+        return module
+
+    def forward(x: Any) -> Tensor:
+        if isinstance(x, Tensor) and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return module(x)
+
+    return forward
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """The generic options of training-based unlearners, applied around their ``unlearn`` call.
 
 :class:`~erasure.unlearners.base.TrainingUnlearner` gives every method that takes gradient steps
-four keyword parameters and applies them here, so the methods' own loops stay as they are:
+five keyword parameters and applies them here, so the methods' own loops stay as they are:
 
 * ``trainable_layers`` (k): only the last k layers in forward order train (CF-k's layers,
   :func:`~erasure.unlearners._common.last_layers`); the others keep their weights and run in
@@ -10,7 +10,11 @@ four keyword parameters and applies them here, so the methods' own loops stay as
   same ``Cascade`` left in the context under that name, or a file); gradient steps change no
   weight where it is 0 (weight decay and momentum included), as in SalUn;
 * ``select`` / ``validation``: after every epoch (``ctx.end_epoch``) the model is measured on
-  the forget set and a validation partition, and the epoch chosen by the rule is returned.
+  the forget set and a validation partition, and the epoch chosen by the rule is returned;
+* ``augment``: the method trains on the partitions seen through the recipe's train-time
+  augmentation (:func:`erasure.data.augment.augmented`, drawn from ``ctx.generator``); on by
+  default where the reference code does so (the class's ``augments``). Checkpoint selection
+  measures the data as it is.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from erasure.core.seeding import derive_seed
+from erasure.data.augment import Augmentation, augmented
 from erasure.data.partitions import Partitions
 from erasure.models.training import accuracy
 from erasure.results.files import atomic_write_bytes
@@ -61,6 +66,9 @@ def run_with_options(unlearner: Any, unlearn: Callable[..., nn.Module], model: n
                 stack.enter_context(frozen_outside(model, [m for _, m in last_layers(model, ctx, unlearner.trainable_layers)]))
             if unlearner.gradient_mask is not None:
                 stack.enter_context(masked_gradients(model, resolve_mask(unlearner.gradient_mask, model, ctx)))
+            if augments(unlearner) and ctx.recipe.augment:
+                augmentation = Augmentation(ctx.recipe.augment)
+                ctx.partitions = ctx.partitions.with_dataset(augmented(ctx.partitions.dataset, augmentation, ctx.generator))
             result = unlearn(unlearner, model, ctx)
             if selection is not None:
                 selection.keep(result)
@@ -68,6 +76,11 @@ def run_with_options(unlearner: Any, unlearn: Callable[..., nn.Module], model: n
     finally:
         ctx.partitions, ctx.on_epoch = partitions, None
         _APPLYING.reset(token)
+
+
+def augments(unlearner: TrainingUnlearner) -> bool:
+    """Whether the method trains on augmented batches: its ``augment`` option, else its reference's choice."""
+    return type(unlearner).augments if unlearner.augment is None else unlearner.augment
 
 
 # ----------------------------------------------------------------------------- trainable layers
@@ -241,6 +254,7 @@ class EpochSelection:
 
     def __init__(self, rule: SelectRule, ctx: UnlearningContext, validation: Tensor):
         self.rule, self.ctx, self.validation = rule, ctx, validation
+        self.partitions = ctx.partitions  # as they are: never the augmented training view
         self.gold = self.measure(ctx.gold_provider()[0]) if rule in GOLD_RULES else None
         self.epoch = 0
         self.best: tuple[tuple, int, dict[str, Tensor]] | None = None  # (key, epoch, weights)
@@ -248,8 +262,8 @@ class EpochSelection:
     def measure(self, model: nn.Module) -> dict[str, float]:
         modes = [(m, m.training) for m in model.modules()]
         try:
-            return {"accuracy_forget": accuracy(model, self.ctx.partitions, "forget"),
-                    "accuracy_validation": accuracy(model, self.ctx.partitions, self.validation)}
+            return {"accuracy_forget": accuracy(model, self.partitions, "forget"),
+                    "accuracy_validation": accuracy(model, self.partitions, self.validation)}
         finally:
             for m, mode in modes:
                 m.training = mode

@@ -59,12 +59,12 @@ class Unlearner(Component, kind="unlearner"):
 
 
 #: The generic options of :class:`TrainingUnlearner`, in the order they follow a method's own parameters.
-TRAINING_OPTIONS = ("trainable_layers", "gradient_mask", "select", "validation")
+TRAINING_OPTIONS = ("trainable_layers", "gradient_mask", "select", "validation", "augment")
 
 
 class TrainingUnlearner(Unlearner, register=False):
     """Base of the methods that take gradient steps on the model. Every subclass accepts, besides
-    its own parameters, four keyword parameters that act around its ``unlearn`` call
+    its own parameters, five keyword parameters that act around its ``unlearn`` call
     (:mod:`erasure.unlearners._options`), so its training loop stays as it is:
 
     - ``trainable_layers`` k: train only the last k layers in forward order (CF-k's layers: a
@@ -82,18 +82,28 @@ class TrainingUnlearner(Unlearner, register=False):
     - ``validation``: the validation partition of ``select``: a share of retain (default 0.1),
       carved out at random from the job's seed and not trained on, or a partition's name. Never
       the test set.
+    - ``augment``: whether the method's training batches go through the recipe's train-time
+      augmentation (``training.augment``), drawn from the job's generator: every input the
+      method takes from the partitions (``ctx.batches``, ``ctx.partitions``) is augmented, while
+      checkpoint selection and the evaluators see the data as it is. None (default) follows the
+      method's reference code, the class attribute ``augments`` (docs/fidelity.md says which).
 
-    Subclasses declare only their own constructor parameters (this class adds the four to the
+    Subclasses declare only their own constructor parameters (this class adds the five to the
     signature, so they are checked, listed and round-trip like the others) and call
     ``ctx.end_epoch(model)`` at the end of each epoch.
     """
 
+    #: Whether the reference code trains this method on augmented batches (the ``augment`` default).
+    augments: ClassVar[bool] = False
+
     def __init__(self, trainable_layers: PositiveInt | None = None, gradient_mask: PathText | None = None,
-                 select: SelectRule | None = None, validation: str | OpenFraction | None = None):
+                 select: SelectRule | None = None, validation: str | OpenFraction | None = None,
+                 augment: bool | None = None):
         self.trainable_layers = trainable_layers
         self.gradient_mask = gradient_mask
         self.select = select
         self.validation = validation
+        self.augment = augment
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
@@ -116,7 +126,7 @@ class TrainingUnlearner(Unlearner, register=False):
 
 
 def _option_parameters() -> tuple[list[inspect.Parameter], dict[str, Any]]:
-    """The four options as keyword-only parameters, and their resolved type hints."""
+    """The five options as keyword-only parameters, and their resolved type hints."""
     init = TrainingUnlearner.__dict__["__init__"]
     parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
                   for n, p in inspect.signature(init).parameters.items() if n in TRAINING_OPTIONS]

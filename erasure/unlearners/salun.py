@@ -71,9 +71,14 @@ class SalUn(TrainingUnlearner):
 
     Defaults (CIFAR-10 in the reference's README and arg_parser.py): ratio 0.5, 10 epochs,
     SGD (momentum 0.9, weight decay 5e-4) at lr 0.013, ``forget_then_retain``. ``batch_size``
-    None uses the original recipe's (the reference's is 256).
+    None uses the original recipe's (the reference's is 256). Training batches (and the mask's
+    forget batches) go through the recipe's ``training.augment``, as in the reference (``augment``
+    false turns that off).
     """
 
+    #: the reference unlearns on the training set's loader, with its crop-and-flip transforms
+    #: (main_random.py / main_forget.py copy it; dataset_convert_to_test only before evaluation)
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"ratio": Uniform(0.1, 0.9), "epochs": IntRange(1, 10), "lr": LogUniform(1e-4, 1e-1)}
 

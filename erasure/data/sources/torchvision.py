@@ -7,7 +7,7 @@ one tensor (transforms applied once, by DataLoader workers); larger ones stay on
 disk as :class:`LazyInputs` and every batch goes through a ``DataLoader`` with
 workers and pinned memory (transforms then run per access). One transform serves
 every sample, test and forget sets included, so only deterministic transforms
-are accepted.
+are accepted; random ones belong to ``training.augment`` (:mod:`erasure.data.augment`).
 """
 from __future__ import annotations
 
@@ -78,8 +78,10 @@ def check_transform(specs: list[dict[str, Any]] | None) -> None:
         if not isinstance(name, str):
             raise ConfigError('each transform is {"class": NAME, "parameters": {...}}', f"transform[{i}]")
         if name.startswith("Random") or name in RANDOM_TRANSFORMS:
-            raise ConfigError(f"{name} is a random augmentation: the transforms apply to every sample "
-                              "(test and forget sets included), so only deterministic ones are accepted",
+            raise ConfigError(f"{name} is a random augmentation: the source's transforms apply once to every "
+                              "sample (test and forget sets included), so only deterministic ones are accepted "
+                              f"here; train-time augmentation belongs to the recipe: "
+                              f'"training": {{"augment": [{{"class": "{name}", "parameters": {{...}}}}]}}',
                               f"transform[{i}]")
 
 
@@ -135,7 +137,8 @@ class TorchVisionSource(DataSource):
 
     ``transform``: named ``torchvision.transforms`` with parameters, e.g.
     ``[{"class": "Normalize", "parameters": {"mean": [0.5], "std": [0.5]}}]``; they apply
-    to every sample, so random augmentations are refused.
+    to every sample, so random augmentations are refused here (train-time augmentation is the
+    recipe's ``training.augment``, applied per training batch).
     ``download``: let torchvision download missing files into ``root``.
     CIFAR100 adds attributes ``fine`` (0–99) and ``coarse`` (the 20 superclasses);
     ``target="coarse"`` trains on the superclasses (CIFAR-20), so ``ClassForget``
