@@ -30,7 +30,7 @@ from erasure.data.sources.sklearn import SklearnDigits
 from erasure.models.training import TrainingRecipe, train_model
 from erasure.unlearners.adaptive_ssd import adaptive_percentile
 from erasure.unlearners.base import UnlearningContext
-from erasure.unlearners.rum import memorization_proxy
+from erasure.unlearners.rum import final_proxy_scores
 
 load_builtins()
 RECIPE = TrainingRecipe(epochs=5, batch_size=64)
@@ -279,7 +279,7 @@ def test_rum_splits_the_forget_set_by_the_proxy_and_runs_the_steps_in_sequence()
     x, y = data(parts["forget"])
     with torch.no_grad():
         confidence = torch.softmax(model(x), dim=1)[torch.arange(len(y)), y].double().numpy()
-    assert np.allclose(memorization_proxy(model, parts, parts["forget"]), confidence, atol=1e-7)
+    assert np.allclose(final_proxy_scores(model, parts, parts["forget"]), confidence, atol=1e-7)
     ranked = parts["forget"][torch.as_tensor(np.argsort(confidence, kind="stable"))]
     low, mid, high = (torch.as_tensor(part) for part in np.array_split(ranked.numpy(), 3))  # near-equal thirds
     log: list = []

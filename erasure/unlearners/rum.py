@@ -21,14 +21,16 @@ SGD_RUM = {"class": "SGD", "parameters": {"momentum": 0.9, "weight_decay": 5e-4}
 
 
 @torch.no_grad()
-def memorization_proxy(model: nn.Module, partitions: Partitions, index: Tensor, proxy: Proxy = "confidence",
+def final_proxy_scores(model: nn.Module, partitions: Partitions, index: Tensor, proxy: Proxy = "confidence",
                        batch_size: int = 512) -> np.ndarray:
     """Per-sample proxy scores of the samples at ``index`` from one model's softmax outputs (eval
     mode), the proxies of RUM's memorization_proxy/learning_events.py taken at the end of
     training instead of averaged over its epochs: ``confidence`` p_y (the true class's
     probability), ``max_confidence`` max_c p_c, ``entropy`` Σ_c p_c·log p_c (the code's
     negative entropy), ``binary_accuracy`` 1 if the prediction is right. Lower confidence goes
-    with higher memorization (RUM, Sec. 5)."""
+    with higher memorization (RUM, Sec. 5). The history-averaged proxy, as RUM's code computes it
+    while training, is :func:`erasure.data.memorization.memorization_proxy` (``MemorizationForget``);
+    an unlearner sees only the finished original, so it takes the final one."""
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     scores = []
@@ -63,7 +65,7 @@ class RUM(Cascade):
 
     Refinement: D_f is split into as many subsets as there are ``unlearners`` (three in the
     paper: low, medium, high memorization) by a memorization proxy computed from the original
-    model (:func:`memorization_proxy`, ``proxy``). Meta-unlearning: step i runs the unlearner
+    model (:func:`final_proxy_scores`, ``proxy``). Meta-unlearning: step i runs the unlearner
     spec ``unlearners[i]`` on subset i, in order of ascending proxy score (``order``
     "descending" reverses it), each on the model the step before returned (a
     :class:`~erasure.unlearners.cascade.Cascade`, so each step's context is reseeded and an
@@ -121,7 +123,7 @@ class RUM(Cascade):
     def subsets(self, model: nn.Module, partitions: Partitions) -> list[Tensor]:
         """The forget set split by the proxy, in the order the steps take them."""
         forget = partitions["forget"]
-        scores = memorization_proxy(model, partitions, forget, self.proxy, self.batch_size)
+        scores = final_proxy_scores(model, partitions, forget, self.proxy, self.batch_size)
         parts = split_by_score(forget, scores, len(self.specs()))
         return parts[::-1] if self.order == "descending" else parts
 
