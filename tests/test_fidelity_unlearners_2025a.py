@@ -26,6 +26,7 @@ from erasure.data.sources.sklearn import SklearnDigits
 from erasure.models.training import TrainingRecipe, train_model
 from erasure.models.zoo import MLP
 from erasure.unlearners.base import UnlearningContext
+from erasure.unlearners.boundary_shrink import BoundaryShrink
 
 load_builtins()
 SEED = 1
@@ -127,6 +128,13 @@ def test_boundary_shrink_equals_the_reference_loop():
         scheduler.step()
     assert_same_weights(ours, theirs)
     assert not torch.equal(ours.head.weight, model.head.weight)
+
+
+def test_boundary_shrink_default_search_leaves_the_bound_the_reference_fixes():
+    """boundary_sh.py hard-codes the FGSM bound ("hard coding in the paper"): the default search
+    space tunes epochs and lr only, and the default bound is the code's 0.1."""
+    assert set(BoundaryShrink.search_space) == {"epochs", "lr"}
+    assert BoundaryShrink().bound == 0.1
 
 
 # -------------------------------------------------------------------------- BoundaryExpanding
