@@ -271,6 +271,25 @@ def test_pruning_sees_the_values_a_method_logs_each_epoch_and_stops_trials(prune
     assert "PRUNED" in states and states.count("COMPLETE") >= 5
 
 
+def test_the_per_epoch_reports_rank_on_the_configs_ranking_metrics(tmp_path):
+    """Pruning compares the same gold gap the trial's final value is: restricted to ``ranking.metrics``."""
+    import optuna
+
+    from erasure.results.targets import Ranking
+    from erasure.tuning.pruning import journal_storage, pruning_hook, trial_link
+
+    journal = tmp_path / "study.journal"
+    trial = optuna.create_study(study_name="M", storage=journal_storage(journal)).ask()
+    targets = {"accuracy_forget": as_gold(), "accuracy_test": as_gold()}
+    gold = {"accuracy_forget": 0.0, "accuracy_test": 0.9}
+    epoch = {"accuracy_forget": 0.5, "accuracy_test": 0.5}
+    for step, ranking in enumerate([Ranking(("accuracy_forget",)), Ranking()]):
+        link = trial_link(journal, "M", trial._trial_id, step, 2, gold, ranking)
+        pruning_hook(link, "gold_gap", targets)(0, epoch)
+    reported = optuna.load_study(study_name="M", storage=journal_storage(journal)).trials[0].intermediate_values
+    assert reported == {0: pytest.approx(0.5), 1: pytest.approx((0.5 + 0.4) / 2)}
+
+
 def test_tuning_chooses_the_same_whatever_the_executor(pruned):
     serial, local = ([{k: r[k] for k in ("method", "trial", "state", "value", "parameters")} for r in trials(pruned[e])]
                      for e in ("serial", "local"))

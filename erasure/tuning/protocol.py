@@ -248,7 +248,7 @@ class Tuner:
                 key = (seed, t.method, spec)
                 if key not in waiting:  # a pruned job reports to the first trial that asked for it
                     link = trial_link(self.folder / "study.journal", t.method, t.trial._trial_id, index,
-                                      len(self.settings.seeds), gold.get(seed, {})) if self.settings.prune else None
+                                      len(self.settings.seeds), gold.get(seed, {}), self.ranking) if self.settings.prune else None
                     jobs[seed].append(UnlearnTask(seed, t.method, json.dumps(t.parameters, sort_keys=True, default=str),
                                                   spec=spec, trial=link, reporter=pruning_hook if link else None))
                 waiting.setdefault(key, []).append(t)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 
 from erasure.core.errors import ConfigError
 from erasure.core.paths import NotRegularFile, open_regular
+from erasure.results.targets import DEFAULT_RANKING, Ranking
 from erasure.tuning.objectives import trial_value
 
 log = logging.getLogger("erasure")
@@ -95,10 +96,14 @@ def make_pruner(prune: bool, seeds: int) -> Any:
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=seeds)
 
 
-def trial_link(journal: Path, study: str, trial_id: int, seed_index: int, seeds: int, gold: Mapping[str, float]) -> str:
-    """What a job needs to report to its trial: JSON, carried by the task."""
+def trial_link(journal: Path, study: str, trial_id: int, seed_index: int, seeds: int, gold: Mapping[str, float],
+               ranking: Ranking = DEFAULT_RANKING) -> str:
+    """What a job needs to report to its trial: JSON, carried by the task (the config's
+    ``ranking`` too, so that the per-epoch gold gap is the objective's)."""
     return json.dumps({"journal": str(Path(journal).resolve()), "study": study, "trial_id": trial_id,
-                       "seed_index": seed_index, "seeds": seeds, "gold": dict(gold)})
+                       "seed_index": seed_index, "seeds": seeds, "gold": dict(gold),
+                       "ranking": {"metrics": list(ranking.metrics) if ranking.metrics is not None else None,
+                                   "weights": ranking.weights}})
 
 
 def pruning_hook(link: str, objective: str, targets: Mapping[str, Any]) -> Callable[[int, dict[str, float]], None]:
@@ -108,13 +113,14 @@ def pruning_hook(link: str, objective: str, targets: Mapping[str, Any]) -> Calla
 
     spec = json.loads(link)
     gold = spec["gold"]
+    ranking = Ranking.from_config({"ranking": spec.get("ranking")})
     study = optuna.load_study(study_name=spec["study"], storage=journal_storage(spec["journal"]),
                               pruner=make_pruner(True, spec["seeds"]))
     trial = optuna.trial.Trial(study, spec["trial_id"])
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         seen = {**gold, **metrics} if objective == "gold_gap" else metrics  # a metric not logged yet counts as gold's
-        value, why = trial_value(objective, seen, gold, {}, targets)
+        value, why = trial_value(objective, seen, gold, {}, targets, ranking)
         if why or not math.isfinite(value):
             return
         trial.report(value, epoch * spec["seeds"] + spec["seed_index"])
