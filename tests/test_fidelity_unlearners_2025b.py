@@ -204,6 +204,12 @@ def test_delete_equals_the_reference_loop_and_reads_no_retain_data():
         assert (got(x).argmax(1) == y).float().mean() < (trained("bn")(x).argmax(1) == y).float().mean()
 
 
+def test_delete_unlearns_at_the_recipe_batch_size_like_the_code():
+    """The code's one ``--batch_size`` trains the original and unlearns: the default is the recipe's."""
+    expected = reference_delete(trained("bn"), 2, 1e-2, RECIPE.batch_size, torch.Generator().manual_seed(1))
+    assert_same_weights(unlearn("DELETE", trained("bn"), epochs=2, lr=1e-2), expected)
+
+
 # ============================================================================ AdaptiveSSD
 def reference_calc_importance(model: nn.Module, loader: DataLoader) -> dict:
     """error_unlearning.ipynb ``ParameterPerturber.calc_importance``."""

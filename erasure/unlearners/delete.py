@@ -39,15 +39,16 @@ class DELETE(TrainingUnlearner):
     the knowledge of the remaining classes without reading them.
 
     Defaults are the reference's CIFAR-10 / ResNet-18 config (config/cifar10_resnet18.yaml): 20
-    epochs, lr 1e-4 (CIFAR-100: 5e-5), batch 128 (None: the original recipe's);
-    ``freeze_batch_norm`` keeps batch-norm layers in eval mode (the
+    epochs, lr 1e-4 (CIFAR-100: 5e-5). The code has one ``--batch_size`` for training the
+    original and for unlearning (128 in that config, 64 in others), so ``batch_size`` None, the
+    default, is the original recipe's; ``freeze_batch_norm`` keeps batch-norm layers in eval mode (the
     code's ``disable_bn``, which it sets for single-class Tiny-ImageNet).
     """
 
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"epochs": IntRange(1, 20), "lr": LogUniform(1e-5, 1e-1)}
 
-    def __init__(self, epochs: PositiveInt = 20, lr: PositiveFloat = 1e-4, batch_size: PositiveInt | None = 128,
+    def __init__(self, epochs: PositiveInt = 20, lr: PositiveFloat = 1e-4, batch_size: PositiveInt | None = None,
                  freeze_batch_norm: bool = False,
                  optimizer: MethodOptimizerSpec | None = None):
         self.epochs = epochs
@@ -60,7 +61,7 @@ class DELETE(TrainingUnlearner):
         teacher = ctx.frozen_copy(model)
         optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)
         for _ in range(self.epochs):
-            for x, y in ctx.batches("forget", self.batch_size):
+            for x, y in ctx.batches("forget", self.batch_size or ctx.recipe.batch_size):
                 model.train()
                 if self.freeze_batch_norm:
                     for m in model.modules():
