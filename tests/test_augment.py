@@ -91,6 +91,28 @@ def test_specs_are_checked_through_the_factory_and_the_source_points_to_the_reci
         check_transform([{"class": "RandomCrop", "parameters": {"size": 32, "padding": 4}}])
 
 
+def test_the_update_log_scheme_trains_on_augmented_batches_and_still_undoes_exactly():
+    from erasure.models.schemes.base import parameter_vector
+    from erasure.models.schemes.update_log import UpdateLogTraining, undo
+
+    x, y = images(64), torch.arange(64) % 2
+    parts = Partitions(Dataset(x, y, 2), {"train": torch.arange(64)})
+
+    def logged(recipe: TrainingRecipe):
+        torch.manual_seed(0)
+        scheme = UpdateLogTraining(log="all")
+        model = scheme.prepare(lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 2)), parts, 0)
+        start = parameter_vector(model)
+        return scheme.fit(model, parts, parts["train"], recipe, torch.Generator().manual_seed(0)), start
+
+    plain, _ = logged(TrainingRecipe(epochs=2, batch_size=16, optimizer={"class": "SGD", "parameters": {"lr": 0.1}}))
+    augmenting, start = logged(TrainingRecipe(epochs=2, batch_size=16, augment=[CROP, FLIP],
+                                              optimizer={"class": "SGD", "parameters": {"lr": 0.1}}))
+    assert not torch.equal(parameter_vector(plain), parameter_vector(augmenting))
+    undo(augmenting, torch.arange(64))  # every logged (augmented) step taken back: the initial weights
+    assert torch.allclose(parameter_vector(augmenting), start, atol=1e-5)
+
+
 def test_trainer_uses_augmentation_and_it_enters_the_cache_key():
     x, y = images(64), torch.arange(64) % 2
     parts = Partitions(Dataset(x, y, 2), {"train": torch.arange(64)})

@@ -7,7 +7,9 @@ logs the batches that hold the sensitive class), or for every batch (``log`` "al
 parameter update θ_after − θ_before and the batch's sample indices are kept. Memory per logged
 update: 4 bytes per parameter plus 8 bytes per sample of the batch (about 19 KB for a 4,800-parameter
 MLP, 45 MB for ResNet-18); the log is kept on the model's device and may hold at most
-``max_log_mb`` MiB (training fails with a clear message beyond that).
+``max_log_mb`` MiB (training fails with a clear message beyond that). The recipe's
+``training.augment`` applies to the batches as in plain training (the logged update is the step
+taken on the augmented batch, which is what undoing it takes back).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from torch import Tensor, nn
 
 from erasure.core.factory import instantiate
 from erasure.core.params import PositiveFloat
+from erasure.data.augment import Augmentation, augmented
 from erasure.data.partitions import Partitions
 from erasure.models.schemes.base import (ModelMaker, ResizableState, TrainingScheme, gather, parameter_vector,
                                          train_step)
@@ -45,6 +48,7 @@ def train_logged(logged: LoggedModel, partitions: Partitions, index: Tensor, rec
     """The recipe's training loop (shuffled batches from ``generator``), logging the update of every
     batch that holds a sample of ``candidates`` (every batch when ``candidates`` is None)."""
     model, device = logged.model, logged.updates.device
+    partitions = partitions.with_dataset(augmented(partitions.dataset, Augmentation(recipe.augment), generator))
     optimizer = instantiate(recipe.optimizer, "optimizer", model.parameters())
     scheduler = instantiate(recipe.scheduler, "scheduler", optimizer=optimizer) if recipe.scheduler else None
     loss_fn = instantiate(recipe.loss, "loss")
