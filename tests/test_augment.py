@@ -207,6 +207,31 @@ def test_each_method_follows_its_reference_and_the_option_overrides_it(monkeypat
     assert calls({"class": "FineTuning", "parameters": {"epochs": 1}}) == 0
     assert calls({"class": "FineTuning", "parameters": {"epochs": 1, "augment": True}}) == 3  # 36 retained / 16
     assert calls({"class": "SCRUB", "parameters": {"epochs": 1}}) == 0
+    # Goel et al.'s loop (CF-k, EU-k) and the OPTML-Group loaders (L1Sparse, Boundary*) augment
+    for name in ("CFk", "EUk", "L1Sparse", "BoundaryShrink", "BoundaryExpanding", "DELETE", "SFRon"):
+        short = {"iterations": 2} if name == "SFRon" else {"epochs": 1}
+        assert calls({"class": name, "parameters": short}) > 0, name
+        assert calls({"class": name, "parameters": {**short, "augment": False}}) == 0, name
+
+
+def test_the_fidelity_table_states_every_training_methods_augmentation_default():
+    """docs/fidelity.md's "Train-time augmentation during unlearning" table lists each training
+    unlearner once, with the default its class has."""
+    from erasure.core.registry import load_builtins, registry
+    from erasure.unlearners.base import TrainingUnlearner
+
+    load_builtins()
+    text = (ROOT / "docs" / "fidelity.md").read_text()
+    section = text.split("## Train-time augmentation during unlearning")[1].split("\n## ")[0]
+    stated = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[2].split(" ")[0] in ("on", "off"):
+            for name in cells[0].replace("`", "").split(","):
+                stated[name.strip()] = cells[2].split(" ")[0] == "on"
+    training = {n: c for n, c in registry("unlearner").items() if issubclass(c, TrainingUnlearner)}
+    assert set(stated) == set(training), set(stated) ^ set(training)
+    assert {n: c.augments for n, c in training.items()} == stated
 
 
 def test_serial_and_process_pool_agree_with_augmentation(tmp_path):

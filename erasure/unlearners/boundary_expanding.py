@@ -36,6 +36,9 @@ class BoundaryExpanding(TrainingUnlearner):
     head is widened. ``batch_size`` None uses the original recipe's (the reference's is 256).
     """
 
+    #: the reference unlearns on the training set's loader with its crop-and-flip transforms
+    #: (Unlearn-Saliency main_forget.py / main_random.py copy marked_loader's dataset), as SalUn
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"epochs": IntRange(1, 10), "lr": LogUniform(1e-5, 1e-1)}
 

@@ -38,6 +38,9 @@ class BoundaryShrink(TrainingUnlearner):
     ``batch_size`` None uses the original recipe's (the reference's is 256).
     """
 
+    #: the reference unlearns on the training set's loader with its crop-and-flip transforms
+    #: (Unlearn-Saliency main_forget.py / main_random.py copy marked_loader's dataset), as SalUn
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults. The FGSM
     #: bound is not searched: the reference fixes it at 0.1 ("hard coding in the paper",
     #: boundary_sh.py) and the paper reports no other value; a config may still search it.

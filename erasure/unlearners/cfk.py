@@ -24,6 +24,9 @@ class CFk(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: the reference trains on the retain loader cut from the training set's loader, with its
+    #: pad-crop-flip transforms (src/unlearn.py get_loaders(..., transform_tr=True); src/utils.py)
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"k": IntRange(1, 3), "epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 

@@ -45,6 +45,9 @@ class DELETE(TrainingUnlearner):
     code's ``disable_bn``, which it sets for single-class Tiny-ImageNet).
     """
 
+    #: the reference's forget loader reads the training set with its flip-and-crop transforms
+    #: (main.py: get_transforms(..., wo_dataaug=False by default), get_unlearn_loader(trainset, ...))
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"epochs": IntRange(1, 20), "lr": LogUniform(1e-5, 1e-1)}
 

@@ -38,6 +38,9 @@ class L1Sparse(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: the reference unlearns on the training set's loader with its crop-and-flip transforms
+    #: (Unlearn-Saliency main_forget.py / main_random.py copy marked_loader's dataset), as SalUn
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"gamma": LogUniform(1e-6, 1e-2), "epochs": IntRange(1, 10), "lr": LogUniform(1e-3, 1e-1)}
 

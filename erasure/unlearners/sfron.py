@@ -70,6 +70,9 @@ class SFRon(TrainingUnlearner):
     epoch, for the ``select`` option, is one pass over D_r.
     """
 
+    #: the reference's forget and retain loaders are splits of the training set with its
+    #: crop-and-flip transforms (main_random.py; dataset_convert_to_valid only before evaluation)
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults and the
     #: code's other settings (TinyImageNet: α 500, forget every step); α reaches 1e4 because the
     #: authors advise raising it when nothing is forgotten (a saturated original's forget loss is ~0)

@@ -158,6 +158,9 @@ class UNSIRChoiNa(TrainingUnlearner):
     """
 
     tasks = TASKS
+    #: the notebook's retain and forget training loaders read MUFAC through its train_transform
+    #: (flip, affine, colour jitter), so the run's training.augment applies here
+    augments = True
     #: tuned by the equal-budget protocol (erasure.tuning); the ranges contain the defaults
     search_space = {"epochs": IntRange(1, 5), "lr": LogUniform(1e-4, 1e-1), "noise_lr": LogUniform(1e-3, 1e-1)}
 
