@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -24,6 +26,24 @@ def make_runner(config: dict[str, Any], **options: Any):
     options.setdefault("use_cache", False)
     options.setdefault("tuner", tune)
     return Runner(build_experiment(copy.deepcopy(config)), progress=False, out=lambda *_: None, **options)
+
+
+@functools.lru_cache(maxsize=None)
+def trained_digits(forget: str = "class") -> tuple:
+    """Digits with the digit 3 (``"class"``) or a random 10 % (``"random"``) forgotten, and a small
+    MLP trained on them (3 epochs): the fidelity tests' shared toy world (cached; copy the model)."""
+    from erasure.data.forget import ClassForget, RandomForget
+    from erasure.data.partitions import Split, make_partitions
+    from erasure.data.sources.sklearn import SklearnDigits
+    from erasure.models.training import TrainingRecipe, train_model
+    from erasure.models.zoo import MLP
+
+    spec = ClassForget([3]) if forget == "class" else RandomForget(fraction=0.1)
+    parts = make_partitions(SklearnDigits().load(), Split(), spec, 0)
+    torch.manual_seed(0)
+    model = MLP((1, 8, 8), 10, hidden=[32, 16])
+    train_model(model, parts, "train", TrainingRecipe(epochs=3, batch_size=64), torch.Generator().manual_seed(0))
+    return parts, model.eval()
 
 
 def make_workspace(config: dict[str, Any], **options: Any):

@@ -9,7 +9,6 @@ ours on a small MLP trained on digits, replaying the same seeded batches.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 
 import numpy as np
@@ -18,13 +17,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from conftest import trained_digits
 from erasure.core.factory import build
 from erasure.core.registry import load_builtins
-from erasure.data.forget import ClassForget, RandomForget
-from erasure.data.partitions import Split, make_partitions
 from erasure.data.sources.sklearn import SklearnDigits
-from erasure.models.training import TrainingRecipe, train_model
-from erasure.models.zoo import MLP
+from erasure.models.training import TrainingRecipe
 from erasure.unlearners.base import UnlearningContext
 from erasure.unlearners.boundary_shrink import BoundaryShrink
 
@@ -32,18 +29,8 @@ load_builtins()
 SEED = 1
 
 
-@functools.lru_cache(maxsize=None)
-def _digits(forget: str) -> tuple:
-    spec = ClassForget([3]) if forget == "class" else RandomForget(fraction=0.1)
-    parts = make_partitions(SklearnDigits().load(), Split(), spec, 0)
-    torch.manual_seed(0)
-    model = MLP((1, 8, 8), 10, hidden=[32, 16])
-    train_model(model, parts, "train", TrainingRecipe(epochs=3, batch_size=64), torch.Generator().manual_seed(0))
-    return parts, model.eval()
-
-
 def digits(forget: str = "class") -> tuple:
-    parts, model = _digits(forget)
+    parts, model = trained_digits(forget)
     return parts, copy.deepcopy(model)
 
 

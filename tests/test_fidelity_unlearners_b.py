@@ -20,12 +20,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from conftest import trained_digits
 from erasure.core.factory import build
 from erasure.core.registry import load_builtins
 from erasure.data.dataset import Dataset
-from erasure.data.forget import ClassForget, RandomForget
+from erasure.data.forget import ClassForget
 from erasure.data.partitions import Split, make_partitions
-from erasure.data.sources.sklearn import SklearnDigits
 from erasure.models.base import layer_groups
 from erasure.models.resnet import ResNet18
 from erasure.models.training import TrainingRecipe, train_model
@@ -64,14 +64,7 @@ def image_partitions(size: int = 16):
     return make_partitions(data, Split(0.25), ClassForget([1]), 0)
 
 
-@functools.lru_cache(maxsize=None)
-def digits(forget: str = "class"):
-    spec = ClassForget([3]) if forget == "class" else RandomForget(fraction=0.1)
-    parts = make_partitions(SklearnDigits().load(), Split(), spec, 0)
-    torch.manual_seed(0)
-    model = MLP((1, 8, 8), 10, hidden=[32, 16])
-    train_model(model, parts, "train", TrainingRecipe(epochs=3, batch_size=64), torch.Generator().manual_seed(0))
-    return parts, model.eval()
+digits = trained_digits  # (partitions, trained MLP), cached: copy the model before changing it
 
 
 def tiny_resnet() -> ResNet18:
