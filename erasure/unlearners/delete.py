@@ -64,7 +64,7 @@ class DELETE(TrainingUnlearner):
         teacher = ctx.frozen_copy(model)
         optimizer = build_optimizer(self.optimizer, SGD_MOMENTUM, model.parameters(), self.lr)
         for _ in range(self.epochs):
-            for x, y in ctx.batches("forget", self.batch_size or ctx.recipe.batch_size):
+            for x, y in ctx.batches("forget", self.batch_size):  # None: the recipe's
                 model.train()
                 if self.freeze_batch_norm:
                     for m in model.modules():
